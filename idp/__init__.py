@@ -1,0 +1,148 @@
+"""The identity provider: one app factory, subsystems bound with init_app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, g, jsonify, render_template, request, session
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from werkzeug.exceptions import HTTPException
+
+from idp.config import BASE_DIR, load_config
+from idp.extensions import babel, csrf, db, migrate
+
+API_PREFIXES = ("/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect",
+                "/.well-known/", "/healthz", "/readyz", "/metrics")
+
+
+def select_locale() -> str:
+    from flask import current_app
+
+    supported = current_app.config["IDP_LOCALES"]
+    user = g.get("user")
+    if user is not None and user.locale in supported:
+        return user.locale
+    for tag in (session.get("ui_locales") or "").split():
+        language = tag.split("-")[0].lower()
+        if language in supported:
+            return language
+    return request.accept_languages.best_match(supported) or supported[0]
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def _load_user() -> None:
+    from idp.models import User
+
+    g.user = None
+    uid = session.get("uid") if session else None
+    if uid is None:
+        return
+    user = db.session.get(User, uid)
+    if user is None or not user.active:
+        session.clear()  # a disabled user's session is dead
+        return
+    g.user = user
+
+
+def _error_handlers(app: Flask) -> None:
+    def wants_json() -> bool:
+        return request.path.startswith(API_PREFIXES)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(error):
+        message = _("Your session has expired or the form was sent twice. Please try again.")
+        return render_template("flows/error.html", message=message, error="csrf"), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        if wants_json():
+            return jsonify({"error": "invalid_request" if error.code < 500 else "server_error",
+                            "error_description": error.name}), error.code
+        messages = {
+            404: _("This page does not exist."),
+            405: _("This address does not accept this kind of request."),
+            413: _("The request is too large."),
+        }
+        message = messages.get(error.code, _("The request could not be processed."))
+        return render_template("flows/error.html", message=message), error.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        app.logger.exception("unhandled error")
+        db.session.rollback()
+        if wants_json():
+            return jsonify({"error": "server_error"}), 500
+        return render_template("flows/error.html",
+                               message=_("Something went wrong on our side. Please try again.")), 500
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(BASE_DIR / "templates"),
+                static_folder=str(Path(__file__).parent / "static"))
+    app.config.update(load_config())
+    if config:
+        app.config.update(config)
+    if not app.config["IDP_HTTPS"]:
+        # Authlib refuses http URLs unless told; the issuer says this deployment is http.
+        os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
+    app.config["SESSION_COOKIE_SECURE"] = app.config["IDP_HTTPS"]
+
+    from idp import models  # noqa: F401 - register the models
+    from idp import observability, security
+    from idp.oauth import server as oauth_server
+    from idp.oauth.keys import KeyStore
+    from idp.services.sessions import DatabaseSessionInterface
+
+    db.init_app(app)
+    _sqlite_pragmas(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    app.session_interface = DatabaseSessionInterface()
+    app.extensions["idp_keys"] = KeyStore(app.config["IDP_KEYS_DIR"])
+    oauth_server.init_app(app)
+    security.init_app(app)
+    observability.init_app(app)
+
+    from idp.flows.views import bp as flows_bp
+    from idp.oauth.authorize import bp as authorize_bp
+    from idp.oauth.endpoints import bp as oauth_bp
+    from idp.oauth.logout import bp as logout_bp
+
+    # Machine endpoints authenticate clients, not browsers: no CSRF tokens there.
+    for blueprint in (oauth_bp, authorize_bp, logout_bp):
+        csrf.exempt(blueprint)
+        app.register_blueprint(blueprint)
+    app.register_blueprint(flows_bp)
+
+    from flask_babel import get_locale
+
+    app.jinja_env.globals.update(
+        current_locale=lambda: str(get_locale() or "en"),
+        brand_name=lambda: app.config["IDP_BRAND_NAME"],
+    )
+    app.before_request(_load_user)
+    _error_handlers(app)
+
+    from idp.cli import register_commands
+
+    register_commands(app)
+    return app

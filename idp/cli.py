@@ -1,0 +1,215 @@
+"""The ``idp`` command (also ``flask --app wsgi idp ...``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+
+from idp.extensions import db
+
+DEMO_TENANT = "acme"
+DEMO_CLIENT_ID = "acme-portal"
+DEMO_EMAIL = "demo@acme.test"
+DEMO_PASSWORD = "Demo-Passw0rd!"
+DEMO_REDIRECT_URIS = ["http://localhost:8080/callback", "http://127.0.0.1:8080/callback"]
+
+idp_group = AppGroup("idp", help="Identity provider administration.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _upgrade() -> None:
+    from flask_migrate import upgrade
+
+    upgrade(directory=current_app.extensions["migrate"].directory)
+
+
+def _seed_demo() -> dict:
+    from idp.models import Client
+    from idp.services import accounts, clients, tenants
+
+    tenant = tenants.get_by_slug(DEMO_TENANT) or tenants.create_tenant(DEMO_TENANT, "Acme Fleet")
+    if accounts.get_by_email(DEMO_EMAIL) is None:
+        accounts.create_user(DEMO_EMAIL, DEMO_PASSWORD, tenant=tenant, role="super_admin",
+                             given_name="Demo", family_name="User", locale=None)
+    secret_file = Path(current_app.config["INSTANCE_DIR"]) / "demo_client.json"
+    if db.session.query(Client).filter_by(client_id=DEMO_CLIENT_ID).first() is None:
+        registered = clients.create_client(
+            "Acme portal (demo)", DEMO_REDIRECT_URIS, tenant=tenant, client_id=DEMO_CLIENT_ID,
+            grant_types=["authorization_code", "refresh_token", "client_credentials"],
+            post_logout_redirect_uris=["http://localhost:8080/"])
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"client_id": DEMO_CLIENT_ID, "client_secret": registered.client_secret},
+                      handle)
+    db.session.commit()
+    return json.loads(secret_file.read_text()) if secret_file.exists() else {}
+
+
+@idp_group.command("init")
+@click.option("--demo", is_flag=True, help="Seed the demo tenant, client and user.")
+@with_appcontext
+def init_command(demo: bool) -> None:
+    """Migrate the database and create signing keys (idempotent)."""
+    from idp.oauth.keys import ensure_keys
+
+    _upgrade()
+    if ensure_keys(current_app.config["IDP_KEYS_DIR"]):
+        click.echo(f"created signing keys in {current_app.config['IDP_KEYS_DIR']}")
+    if demo:
+        creds = _seed_demo()
+        click.echo(f"demo tenant: {DEMO_TENANT}; user: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        click.echo(f"demo client: {json.dumps(creds)} "
+                   f"(redirect URIs: {', '.join(DEMO_REDIRECT_URIS)})")
+    click.echo("ready")
+
+
+@idp_group.command("serve")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--host", default=None, help="Defaults to IDP_HOST (127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Defaults to IDP_PORT (5000).")
+@with_appcontext
+def serve_command(workers: int, host: str | None, port: int | None) -> None:
+    """Serve with gunicorn."""
+    config = current_app.config
+    bind = f"{host or config['IDP_HOST']}:{port or config['IDP_PORT']}"
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", bind,
+            "--access-logfile", "-", "--graceful-timeout", "10", "wsgi:app"]
+    click.echo(f"serving {config['IDP_ISSUER']} on http://{bind} with {workers} workers")
+    os.chdir(Path(__file__).resolve().parent.parent)
+    os.execv(sys.executable, args)  # noqa: S606 - replaces this process with gunicorn
+
+
+keys_group = AppGroup("keys", help="Signing keys.")
+idp_group.add_command(keys_group)
+
+
+@keys_group.command("rotate")
+@with_appcontext
+def keys_rotate_command() -> None:
+    """Promote the published next key, retire the active one, publish a new next key."""
+    from idp.oauth.keys import rotate_keys
+
+    config = current_app.config
+    retain = 2 * max(config["IDP_ACCESS_TOKEN_TTL"], config["IDP_ID_TOKEN_TTL"]) + 24 * 3600
+    entries = rotate_keys(config["IDP_KEYS_DIR"], retain)
+    for entry in entries:
+        click.echo(f"{entry['alg']} {entry['state']:8} {entry['kid']}")
+
+
+tenant_group = AppGroup("tenant", help="Tenants.")
+idp_group.add_command(tenant_group)
+
+
+@tenant_group.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--no-self-registration", is_flag=True)
+@with_appcontext
+def tenant_create_command(slug: str, name: str, no_self_registration: bool) -> None:
+    from idp.services.tenants import TenantError, create_tenant
+
+    try:
+        tenant = create_tenant(slug, name, self_registration=not no_self_registration)
+    except TenantError as exc:
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug}))
+
+
+user_group = AppGroup("user", help="Users.")
+idp_group.add_command(user_group)
+
+
+@user_group.command("create")
+@click.option("--tenant", "tenant_slug", required=True)
+@click.option("--email", required=True)
+@click.option("--password", default=None)
+@click.option("--role", default="member", show_default=True)
+@click.option("--invite", is_flag=True, help="Send the welcome email instead of setting a password.")
+@with_appcontext
+def user_create_command(tenant_slug: str, email: str, password: str | None, role: str,
+                        invite: bool) -> None:
+    from idp.services.accounts import AccountError, create_user
+    from idp.services.tenants import get_by_slug
+
+    tenant = get_by_slug(tenant_slug)
+    if tenant is None:
+        _fail(f"no tenant {tenant_slug!r}")
+    if invite:
+        _fail("--invite needs the mail outbox, which is not built yet (issue 3)")
+    if not password:
+        _fail("--password is required")
+    try:
+        user = create_user(email, password, tenant=tenant, role=role)
+    except AccountError as exc:
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(json.dumps({"id": user.id, "sub": user.sub, "email": user.email}))
+
+
+client_group = AppGroup("client", help="OAuth clients.")
+idp_group.add_command(client_group)
+
+
+@client_group.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--public", is_flag=True, help="A native or browser app without a secret (PKCE).")
+@click.option("--tenant", "tenant_slug", default=None)
+@click.option("--grant-type", "grant_types", multiple=True)
+@click.option("--post-logout-redirect-uri", "logout_uris", multiple=True)
+@click.option("--backchannel-logout-uri", default=None)
+@click.option("--consent", is_flag=True, help="Ask the user's consent (third-party client).")
+@click.option("--auth-method", default=None)
+@click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--id-token-alg", default="RS256", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
+@with_appcontext
+def client_create_command(name, redirect_uris, public, tenant_slug, grant_types, logout_uris,
+                          backchannel_logout_uri, consent, auth_method, jwks_file, id_token_alg,
+                          as_json) -> None:
+    from idp.services.clients import ClientError, create_client
+    from idp.services.tenants import get_by_slug
+
+    tenant = None
+    if tenant_slug:
+        tenant = get_by_slug(tenant_slug)
+        if tenant is None:
+            _fail(f"no tenant {tenant_slug!r}")
+    jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else None
+    try:
+        registered = create_client(
+            name, list(redirect_uris), public=public, tenant=tenant,
+            grant_types=list(grant_types) or None, post_logout_redirect_uris=list(logout_uris),
+            backchannel_logout_uri=backchannel_logout_uri, require_consent=consent,
+            auth_method=auth_method, jwks=jwks, id_token_alg=id_token_alg)
+    except ClientError as exc:
+        _fail(str(exc))
+    db.session.commit()
+    creds = {"client_id": registered.client.client_id, "client_secret": registered.client_secret}
+    click.echo(json.dumps(creds) if as_json else
+               f"client_id: {creds['client_id']}\nclient_secret: {creds['client_secret']}")
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(idp_group)
+
+
+def main() -> None:
+    """Entry point of the ``idp`` console script."""
+    from flask.cli import ScriptInfo
+
+    from idp import create_app
+
+    idp_group.main(prog_name="idp", obj=ScriptInfo(create_app=create_app))

@@ -1,0 +1,95 @@
+"""Settings, all read from ``IDP_*`` environment variables with safe defaults.
+
+Everything a deployment changes lives here so the rest of the code reads one
+``current_app.config`` and tests can pass overrides to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"IDP_{name}")
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(instance_dir: Path) -> str:
+    """Use IDP_SECRET_KEY, else a random key persisted under instance/.
+
+    Persisting it keeps CSRF tokens valid across restarts and workers of one
+    node; multi-node deployments must set IDP_SECRET_KEY.
+    """
+    configured = _env("SECRET_KEY")
+    if configured:
+        return configured
+    path = instance_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def load_config() -> dict:
+    instance_dir = Path(_env("INSTANCE_DIR", str(BASE_DIR / "instance")))
+    issuer = (_env("ISSUER", "http://localhost:5000") or "").rstrip("/")
+    https = urlsplit(issuer).scheme == "https"
+    database_url = _env("DATABASE_URL", f"sqlite:///{instance_dir / 'idp.sqlite3'}")
+    return {
+        "INSTANCE_DIR": str(instance_dir),
+        "SECRET_KEY": _secret_key(instance_dir),
+        "IDP_ISSUER": issuer,
+        "IDP_HTTPS": https,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "IDP_KEYS_DIR": _env("KEYS_DIR", str(BASE_DIR / "keys")),
+        "IDP_SMTP_URL": _env("SMTP_URL"),
+        "IDP_MAIL_FROM": _env("MAIL_FROM", "IdP <no-reply@localhost>"),
+        "IDP_REDIS_URL": _env("REDIS_URL"),
+        "IDP_GOOGLE_CLIENT_ID": _env("GOOGLE_CLIENT_ID"),
+        "IDP_GOOGLE_CLIENT_SECRET": _env("GOOGLE_CLIENT_SECRET"),
+        "IDP_GOOGLE_ISSUER": _env("GOOGLE_ISSUER", "https://accounts.google.com"),
+        "IDP_BRAND_NAME": _env("BRAND_NAME", "Identity"),
+        "IDP_HOST": _env("HOST", "127.0.0.1"),
+        "IDP_PORT": _env_int("PORT", 5000),
+        # Lifetimes, in seconds.
+        "IDP_CODE_TTL": _env_int("CODE_TTL", 600),
+        "IDP_ACCESS_TOKEN_TTL": _env_int("ACCESS_TOKEN_TTL", 3600),
+        "IDP_ID_TOKEN_TTL": _env_int("ID_TOKEN_TTL", 3600),
+        "IDP_REFRESH_IDLE_TTL": _env_int("REFRESH_IDLE_TTL", 30 * 24 * 3600),
+        "IDP_REFRESH_ABSOLUTE_TTL": _env_int("REFRESH_ABSOLUTE_TTL", 365 * 24 * 3600),
+        "IDP_SESSION_TTL": _env_int("SESSION_TTL", 12 * 3600),
+        "IDP_FLOW_TTL": _env_int("FLOW_TTL", 30 * 60),
+        "IDP_BACKCHANNEL_TIMEOUT": float(_env("BACKCHANNEL_TIMEOUT", "3") or 3),
+        # Requests per trusted proxy hop; 0 means X-Forwarded-* are ignored.
+        "IDP_TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
+        "IDP_ENABLE_MAIL_WORKER": _env_bool("MAIL_WORKER", True),
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_TRANSLATION_DIRECTORIES": str(BASE_DIR / "translations"),
+        "IDP_LOCALES": ["en", "fr"],
+        "WTF_CSRF_TIME_LIMIT": None,  # bound to the server-side session instead
+        "WTF_CSRF_SSL_STRICT": False,  # Referer checks break under no-referrer
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+    }

@@ -1,0 +1,1 @@
+"""Ways of proving who you are, behind one interface (see base.py)."""

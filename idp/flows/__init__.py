@@ -1,0 +1,1 @@
+"""Hosted pages a person walks through, each a small explicit state machine."""

@@ -1,0 +1,66 @@
+"""People and their memberships in tenants."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from idp.extensions import db
+from idp.models._types import Epoch, now
+
+ROLES = ("super_admin", "admin", "member")
+
+
+def new_subject() -> str:
+    """A stable, opaque subject: never the email, never the row id."""
+    return str(uuid.uuid4())
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sub: Mapped[str] = mapped_column(String(64), unique=True, nullable=False, default=new_subject)
+    # Stored lower-cased; one globally unique address per person.
+    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    email_verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    locale: Mapped[str | None] = mapped_column(String(10))
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    phone_number_verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
+    updated_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now, onupdate=now)
+    password_changed_at: Mapped[int | None] = mapped_column(Epoch)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    @property
+    def name(self) -> str | None:
+        parts = [p for p in (self.given_name, self.family_name) if p]
+        return " ".join(parts) or None
+
+    def __repr__(self) -> str:
+        return f"<User {self.id}>"
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "tenant_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    role: Mapped[str] = mapped_column(String(20), nullable=False, default="member")
+    created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    tenant = relationship("Tenant")

@@ -1,0 +1,1 @@
+"""The Authlib authorization server: setup, grants, claims, keys, endpoints."""

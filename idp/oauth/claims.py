@@ -1,0 +1,82 @@
+"""Which user claims a scope (or a `claims` request) releases (OIDC Core 5.4, 5.5)."""
+
+from __future__ import annotations
+
+import json
+
+from idp.models import User
+
+SCOPE_CLAIMS = {
+    "profile": ("name", "given_name", "family_name", "locale", "updated_at"),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "address": ("address",),
+}
+SUPPORTED_SCOPES = ["openid", "profile", "email", "phone", "address", "offline_access"]
+ORG_CLAIMS = ("org_id", "org_slug", "org_role")
+SUPPORTED_CLAIMS = sorted({
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
+    "at_hash", *ORG_CLAIMS, *(c for claims in SCOPE_CLAIMS.values() for c in claims)})
+
+
+class InvalidClaimsRequest(ValueError):
+    pass
+
+
+def parse_claims_request(raw: str | None) -> dict | None:
+    """Validate the `claims` parameter: a JSON object with `userinfo`/`id_token` members."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidClaimsRequest("'claims' is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise InvalidClaimsRequest("'claims' must be a JSON object")
+    result = {}
+    for member in ("userinfo", "id_token"):
+        requested = value.get(member)
+        if requested is None:
+            continue
+        if not isinstance(requested, dict):
+            raise InvalidClaimsRequest(f"'claims.{member}' must be a JSON object")
+        result[member] = {
+            name: spec if isinstance(spec, dict) else None for name, spec in requested.items()
+            if isinstance(name, str) and len(name) < 100
+        }
+    return result
+
+
+def essential_acr_values(claims_request: dict | None) -> list[str]:
+    spec = ((claims_request or {}).get("id_token") or {}).get("acr") or {}
+    if not spec.get("essential"):
+        return []
+    if "value" in spec:
+        return [spec["value"]]
+    return [v for v in spec.get("values", []) if isinstance(v, str)]
+
+
+def _value(user: User, claim: str):
+    if claim == "name":
+        return user.name
+    if claim == "updated_at":
+        return user.updated_at
+    if claim == "address":
+        return None
+    return getattr(user, claim, None)
+
+
+def user_claims(user: User, scope: str, requested: dict | None = None) -> dict:
+    """Claims for `scope`, plus any individually requested ones; empty values left out."""
+    names = []
+    for item in scope.split():
+        names.extend(SCOPE_CLAIMS.get(item, ()))
+    names.extend(name for name in (requested or {}) if name not in names)
+    claims = {"sub": user.sub}
+    for name in names:
+        if name in SCOPE_CLAIMS["email"] + SCOPE_CLAIMS["phone"] + SCOPE_CLAIMS["profile"] + (
+                "address",):
+            value = _value(user, name)
+            if value is not None:
+                claims[name] = value
+    return claims

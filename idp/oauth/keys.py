@@ -1,0 +1,172 @@
+"""Signing keys: generated into the keys directory, parsed once, published as JWKS.
+
+Each algorithm (ES256, RS256) has three kinds of key:
+- ``next``: published in the JWKS, not yet signing, so relying parties that
+  cache the JWKS already know it when it starts signing;
+- ``active``: signs;
+- ``retired``: no longer signs, still published until every token it signed
+  has expired (``remove_after``).
+
+``idp keys rotate`` moves next -> active -> retired and creates a new next.
+Every node reading the same directory publishes the same JWKS; a running
+server notices the manifest changing and reloads without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+ALGORITHMS = ("ES256", "RS256")
+MANIFEST = "keys.json"
+RELOAD_CHECK_SECONDS = 2.0
+
+
+def _generate(alg: str):
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", private=True)
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, private=True)
+    raise ValueError(alg)
+
+
+def _import(alg: str, pem: bytes, kid: str):
+    cls = ECKey if alg == "ES256" else RSAKey
+    return cls.import_key(pem, {"kid": kid, "alg": alg, "use": "sig"})
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def _read_manifest(keys_dir: Path) -> list[dict]:
+    path = keys_dir / MANIFEST
+    if not path.exists():
+        return []
+    return json.loads(path.read_text())["keys"]
+
+
+def _write_manifest(keys_dir: Path, entries: list[dict]) -> None:
+    tmp = keys_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"keys": entries}, indent=2))
+    os.replace(tmp, keys_dir / MANIFEST)
+
+
+def _new_entry(keys_dir: Path, alg: str, state: str) -> dict:
+    key = _generate(alg)
+    kid = key.thumbprint()
+    _write_private(keys_dir / f"{kid}.pem", key.as_pem(private=True))
+    return {"kid": kid, "alg": alg, "state": state, "created_at": int(time.time())}
+
+
+def ensure_keys(keys_dir: str | Path) -> bool:
+    """Create an active and a next key per algorithm when missing. Returns True if it wrote."""
+    keys_dir = Path(keys_dir)
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    entries = _read_manifest(keys_dir)
+    changed = False
+    for alg in ALGORITHMS:
+        states = {e["state"] for e in entries if e["alg"] == alg}
+        for state in ("active", "next"):
+            if state not in states:
+                entries.append(_new_entry(keys_dir, alg, state))
+                changed = True
+    if changed:
+        _write_manifest(keys_dir, entries)
+    return changed
+
+
+def rotate_keys(keys_dir: str | Path, retain_seconds: int) -> list[dict]:
+    """next -> active, active -> retired (kept ``retain_seconds``), new next; prune expired."""
+    keys_dir = Path(keys_dir)
+    ensure_keys(keys_dir)
+    now = int(time.time())
+    entries = []
+    for entry in _read_manifest(keys_dir):
+        if entry["state"] == "retired" and entry.get("remove_after", 0) <= now:
+            (keys_dir / f"{entry['kid']}.pem").unlink(missing_ok=True)
+            continue
+        if entry["state"] == "active":
+            entry = {**entry, "state": "retired", "retired_at": now,
+                     "remove_after": now + retain_seconds}
+        elif entry["state"] == "next":
+            entry = {**entry, "state": "active", "activated_at": now}
+        entries.append(entry)
+    for alg in ALGORITHMS:
+        entries.append(_new_entry(keys_dir, alg, "next"))
+    _write_manifest(keys_dir, entries)
+    return entries
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    mtime: float
+    signing: dict  # alg -> (kid, key)
+    verify_set: KeySet
+    public_jwks: dict
+
+
+class KeyStore:
+    """Parsed keys, cached per process; reloaded when the manifest changes."""
+
+    def __init__(self, keys_dir: str | Path):
+        self.keys_dir = Path(keys_dir)
+        self._lock = threading.Lock()
+        self._loaded: _Loaded | None = None
+        self._checked_at = 0.0
+
+    def _load(self) -> _Loaded:
+        manifest = self.keys_dir / MANIFEST
+        mtime = manifest.stat().st_mtime
+        signing, keys, public = {}, [], []
+        for entry in _read_manifest(self.keys_dir):
+            pem = (self.keys_dir / f"{entry['kid']}.pem").read_bytes()
+            key = _import(entry["alg"], pem, entry["kid"])
+            public.append(key.as_dict(private=False))
+            keys.append(key)
+            if entry["state"] == "active":
+                signing[entry["alg"]] = (entry["kid"], key)
+        return _Loaded(mtime, signing, KeySet(keys), {"keys": public})
+
+    def _current(self) -> _Loaded:
+        now = time.monotonic()
+        loaded = self._loaded
+        if loaded is not None and now - self._checked_at < RELOAD_CHECK_SECONDS:
+            return loaded
+        with self._lock:
+            self._checked_at = now
+            try:
+                mtime = (self.keys_dir / MANIFEST).stat().st_mtime
+            except FileNotFoundError as exc:
+                raise RuntimeError(
+                    f"no signing keys in {self.keys_dir}: run `idp init` first"
+                ) from exc
+            if self._loaded is None or self._loaded.mtime != mtime:
+                self._loaded = self._load()
+            return self._loaded
+
+    def jwks(self) -> dict:
+        return self._current().public_jwks
+
+    def verification_keys(self) -> KeySet:
+        return self._current().verify_set
+
+    def signing_key(self, alg: str):
+        kid, key = self._current().signing[alg]
+        return kid, key
+
+    def sign(self, claims: dict, alg: str = "ES256", typ: str = "JWT") -> str:
+        kid, key = self.signing_key(alg)
+        return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
+

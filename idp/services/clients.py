@@ -1,0 +1,68 @@
+"""Registering OAuth clients (portals, mobile apps, services)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from idp.extensions import db
+from idp.models import Client, Tenant
+from idp.models.oauth import digest
+from idp.oauth.redirects import InvalidRedirectURI, validate_redirect_uri
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+
+
+class ClientError(ValueError):
+    pass
+
+
+@dataclass
+class RegisteredClient:
+    client: Client
+    client_secret: str | None
+
+
+def create_client(name: str, redirect_uris: list[str], *, public: bool = False,
+                  tenant: Tenant | None = None, grant_types: list[str] | None = None,
+                  post_logout_redirect_uris: list[str] | None = None,
+                  backchannel_logout_uri: str | None = None, require_consent: bool = False,
+                  auth_method: str | None = None, jwks: dict | None = None,
+                  id_token_alg: str = "RS256", client_id: str | None = None) -> RegisteredClient:
+    if not name or len(name) > 200:
+        raise ClientError("name is required (at most 200 characters)")
+    grant_types = list(grant_types or ["authorization_code", "refresh_token"])
+    unknown = set(grant_types) - set(GRANT_TYPES)
+    if unknown:
+        raise ClientError(f"unsupported grant types: {', '.join(sorted(unknown))}")
+    auth_method = auth_method or ("none" if public else "client_secret_basic")
+    if auth_method not in AUTH_METHODS:
+        raise ClientError(f"auth method must be one of {', '.join(AUTH_METHODS)}")
+    if public != (auth_method == "none"):
+        raise ClientError("public clients use auth method 'none', and only they do")
+    if public and "client_credentials" in grant_types:
+        raise ClientError("public clients cannot use client_credentials")
+    if auth_method == "private_key_jwt" and not (jwks and jwks.get("keys")):
+        raise ClientError("private_key_jwt needs the client's public keys (JWKS)")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientError("authorization_code needs at least one redirect URI")
+    if id_token_alg not in ("RS256", "ES256"):
+        raise ClientError("id_token alg must be RS256 or ES256")
+    try:
+        uris = [validate_redirect_uri(u, public) for u in redirect_uris]
+        logout_uris = [validate_redirect_uri(u, public) for u in post_logout_redirect_uris or []]
+        if backchannel_logout_uri:
+            validate_redirect_uri(backchannel_logout_uri, False)
+    except InvalidRedirectURI as exc:
+        raise ClientError(f"invalid redirect URI: {exc}") from exc
+    secret = None if auth_method in ("none", "private_key_jwt") else secrets.token_urlsafe(32)
+    client = Client(
+        client_id=client_id or secrets.token_urlsafe(18), secret_hash=digest(secret) if secret else None,
+        name=name, tenant_id=tenant.id if tenant else None, redirect_uris=uris,
+        post_logout_redirect_uris=logout_uris, backchannel_logout_uri=backchannel_logout_uri,
+        grant_types=grant_types, token_endpoint_auth_method=auth_method, jwks=jwks,
+        require_consent=require_consent, id_token_signed_response_alg=id_token_alg)
+    db.session.add(client)
+    db.session.flush()
+    return RegisteredClient(client, secret)

@@ -1,0 +1,162 @@
+"""Issuing, checking and revoking tokens.
+
+Access tokens are ES256 JWTs (RFC 9068) whose ``jti`` has a row in
+``oauth_tokens``; refresh tokens are random strings stored as SHA-256. Every
+token of one authorization shares a ``Grant``; revoking the grant kills the
+whole family (code reuse, refresh replay, logout).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import select, update
+
+from idp.extensions import db
+from idp.models import Client, Grant, Membership, Tenant, Token, User
+from idp.models.oauth import digest
+
+ACCESS_TOKEN_TYP = "at+jwt"
+
+
+@dataclass
+class TokenSettings:
+    issuer: str
+    access_ttl: int
+    refresh_idle_ttl: int
+    refresh_absolute_ttl: int
+
+
+@dataclass
+class OrgContext:
+    tenant_id: int
+    slug: str
+    role: str
+
+
+def org_context(user_id: int | None, tenant_id: int | None) -> OrgContext | None:
+    if user_id is None or tenant_id is None:
+        return None
+    row = db.session.execute(
+        select(Tenant.slug, Membership.role)
+        .join(Membership, Membership.tenant_id == Tenant.id)
+        .where(Tenant.id == tenant_id, Membership.user_id == user_id)
+    ).first()
+    return OrgContext(tenant_id, row.slug, row.role) if row else None
+
+
+def org_claims(org: OrgContext | None) -> dict:
+    if org is None:
+        return {}
+    return {"org_id": str(org.tenant_id), "org_slug": org.slug, "org_role": org.role}
+
+
+def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
+          user: User | None = None, grant: Grant | None = None,
+          include_refresh_token: bool = False) -> tuple[dict, Token]:
+    """Build the token response and its (unsaved) row. The caller adds and commits."""
+    now = int(time.time())
+    jti = secrets.token_urlsafe(16)
+    claims = {
+        "iss": settings.issuer,
+        "sub": user.sub if user else client.client_id,
+        "aud": client.client_id,
+        "client_id": client.client_id,
+        "iat": now,
+        "exp": now + settings.access_ttl,
+        "jti": jti,
+        "scope": scope,
+    }
+    tenant_id = grant.tenant_id if grant else client.tenant_id
+    if grant is not None:
+        claims["auth_time"] = grant.auth_time
+        if grant.acr:
+            claims["acr"] = grant.acr
+        if grant.amr:
+            claims["amr"] = grant.amr
+        if grant.sid:
+            claims["sid"] = grant.sid
+        claims.update(org_claims(org_context(grant.user_id, grant.tenant_id)))
+    access_token = keystore.sign(claims, "ES256", ACCESS_TOKEN_TYP)
+    row = Token(jti=jti, client_id=client.client_id, user_id=user.id if user else None,
+                tenant_id=tenant_id, grant_id=grant.id if grant else None, scope=scope,
+                issued_at=now, access_expires_at=now + settings.access_ttl)
+    response = {"access_token": access_token, "token_type": "Bearer",
+                "expires_in": settings.access_ttl, "scope": scope}
+    if include_refresh_token and user is not None and grant is not None:
+        refresh_token = secrets.token_urlsafe(32)
+        row.refresh_hash = digest(refresh_token)
+        row.refresh_expires_at = min(now + settings.refresh_idle_ttl,
+                                     grant.created_at + settings.refresh_absolute_ttl)
+        response["refresh_token"] = refresh_token
+    return response, row
+
+
+def revoke_grant(grant_id: int) -> None:
+    """Kill a whole family: the grant and every token issued under it."""
+    now = int(time.time())
+    db.session.execute(update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+                       .values(revoked_at=now))
+    db.session.execute(update(Token).where(Token.grant_id == grant_id, Token.revoked_at.is_(None))
+                       .values(revoked_at=now))
+
+
+def find_refresh_token(refresh_token: str) -> Token | None:
+    if not isinstance(refresh_token, str) or len(refresh_token) > 256:
+        return None
+    return db.session.scalar(select(Token).where(Token.refresh_hash == digest(refresh_token)))
+
+
+def grant_alive(token: Token) -> bool:
+    return token.grant_id is None or token.grant.revoked_at is None
+
+
+def decode_access_token(keystore, issuer: str, access_token: str) -> dict | None:
+    """Verify signature, type, issuer and expiry of one of our access tokens."""
+    if not isinstance(access_token, str) or len(access_token) > 8192 or access_token.count(".") != 2:
+        return None
+    try:
+        token = jwt.decode(access_token, keystore.verification_keys(), algorithms=["ES256"])
+    except (JoseError, ValueError, TypeError):
+        return None
+    if token.header.get("typ") != ACCESS_TOKEN_TYP:
+        return None
+    claims = token.claims
+    now = int(time.time())
+    if claims.get("iss") != issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+        return None
+    return claims
+
+
+def active_access_token(keystore, issuer: str, access_token: str) -> tuple[dict, Token] | None:
+    """The claims and row of a valid, unrevoked access token, else None."""
+    claims = decode_access_token(keystore, issuer, access_token)
+    if claims is None or not isinstance(claims.get("jti"), str):
+        return None
+    row = db.session.scalar(select(Token).where(Token.jti == claims["jti"]))
+    if row is None or row.revoked_at is not None or not grant_alive(row):
+        return None
+    if row.user_id is not None:
+        active = db.session.scalar(select(User.active).where(User.id == row.user_id))
+        if not active:
+            return None
+    return claims, row
+
+
+def refresh_token_active(row: Token) -> bool:
+    now = int(time.time())
+    return (row.revoked_at is None and row.rotated_at is None and grant_alive(row)
+            and row.refresh_expires_at is not None and row.refresh_expires_at > now)
+
+
+def revoke_user_tokens(user_id: int) -> None:
+    """Every grant of a user dies (password reset, account disabled)."""
+    for grant_id in db.session.scalars(
+            select(Grant.id).where(Grant.user_id == user_id, Grant.revoked_at.is_(None))):
+        revoke_grant(grant_id)
+    db.session.execute(update(Token).where(Token.user_id == user_id, Token.revoked_at.is_(None))
+                       .values(revoked_at=int(time.time())))

@@ -1,0 +1,117 @@
+"""Shared fixtures: one app per test session, a clean database per test, a live server.
+
+The database is SQLite in a temporary directory unless IDP_TEST_DATABASE_URL
+points at PostgreSQL; the schema always comes from the Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import pytest
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from tests.support import Driver, Factory
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory, server_port):
+    instance = tmp_path_factory.mktemp("instance")
+    database_url = os.environ.get("IDP_TEST_DATABASE_URL") or f"sqlite:///{instance / 'test.db'}"
+    os.environ["IDP_INSTANCE_DIR"] = str(instance)
+    from idp import create_app
+    from idp.extensions import db
+    from idp.oauth.keys import ensure_keys
+
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "IDP_ISSUER": f"http://localhost:{server_port}",
+        "IDP_KEYS_DIR": str(instance / "keys"),
+        "IDP_BACKCHANNEL_TIMEOUT": 2.0,
+        "SERVER_NAME": None,
+    })
+    ensure_keys(app.config["IDP_KEYS_DIR"])
+    with app.app_context():
+        if database_url.startswith("postgresql"):
+            # Start from nothing: leftovers of an earlier run must not hide a migration bug.
+            db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            db.session.commit()
+        from flask_migrate import upgrade
+
+        upgrade(directory=app.extensions["migrate"].directory)
+    yield app
+
+
+def _wipe(app) -> None:
+    from idp.extensions import db
+
+    with app.app_context():
+        tables = [t.name for t in db.metadata.sorted_tables]
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in reversed(tables):
+                db.session.execute(text(f"DELETE FROM {name}"))
+        db.session.commit()
+        db.session.remove()
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request):
+    yield
+    if "app" in request.fixturenames:
+        _wipe(request.getfixturevalue("app"))
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def factory(app, ctx) -> Factory:
+    return Factory(app)
+
+
+@pytest.fixture
+def driver(app, client, factory) -> Driver:
+    return Driver(app, client)
+
+
+class _LiveServer:
+    def __init__(self, app, port: int):
+        self.url = f"http://localhost:{port}"
+        self._server = make_server("127.0.0.1", port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def live_server(app, server_port):
+    server = _LiveServer(app, server_port)
+    yield server
+    server.stop()

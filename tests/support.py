@@ -1,0 +1,146 @@
+"""Test helpers: a factory for test data and a driver that walks the OIDC flow over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from idp.extensions import db
+
+PASSWORD = "Correct-Horse-9"
+REDIRECT_URI = "https://app.example.com/cb"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    return verifier, challenge.decode()
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def query_of(location: str) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+@dataclass
+class RegisteredClient:
+    client_id: str
+    client_secret: str | None
+    redirect_uri: str
+
+
+class Factory:
+    """Creates tenants, users and clients through the service layer, committed."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def tenant(self, slug: str = "acme", name: str = "Acme"):
+        from idp.services.tenants import create_tenant, get_by_slug
+
+        tenant = get_by_slug(slug) or create_tenant(slug, name)
+        db.session.commit()
+        return tenant
+
+    def user(self, email: str = "alice@example.com", password: str = PASSWORD,
+             tenant=None, role: str = "member", **kwargs):
+        from idp.services.accounts import create_user
+
+        tenant = tenant if tenant is not None else self.tenant()
+        user = create_user(email, password, tenant=tenant, role=role, **kwargs)
+        db.session.commit()
+        return user
+
+    def client(self, redirect_uri: str = REDIRECT_URI, public: bool = False, tenant=None,
+               **kwargs) -> RegisteredClient:
+        from idp.services.clients import create_client
+
+        kwargs.setdefault("grant_types", ["authorization_code", "refresh_token",
+                                          *([] if public else ["client_credentials"])])
+        registered = create_client("Test portal", [redirect_uri], public=public,
+                                   tenant=tenant if tenant is not None else self.tenant(),
+                                   **kwargs)
+        db.session.commit()
+        return RegisteredClient(registered.client.client_id, registered.client_secret,
+                                redirect_uri)
+
+
+class Driver:
+    """Walks the authorization code flow the way a browser and a relying party would."""
+
+    def __init__(self, app, client):
+        self.app = app
+        self.http = client
+
+    def authorize(self, rp: RegisteredClient, **params):
+        query = {"response_type": "code", "client_id": rp.client_id,
+                 "redirect_uri": rp.redirect_uri, "scope": "openid profile email",
+                 "state": "st-" + secrets.token_hex(4), "nonce": "n-" + secrets.token_hex(4)}
+        query.update(params)
+        query = {k: v for k, v in query.items() if v is not None}
+        return self.http.get("/oauth/authorize", query_string=query)
+
+    def login(self, response, email: str = "alice@example.com", password: str = PASSWORD):
+        """From a redirect to the login page: fill the form and follow to the client."""
+        assert response.status_code in (302, 303), response.status_code
+        login_url = response.headers["Location"]
+        page = self.http.get(login_url)
+        assert page.status_code == 200
+        return self.http.post(login_url, data={"email": email, "password": password,
+                                               "csrf_token": csrf_of(page.text)})
+
+    def follow(self, response):
+        """Follow redirects that stay on the IdP; stop at the client's redirect URI."""
+        while response.status_code in (302, 303) and response.headers["Location"].startswith("/"):
+            response = self.http.get(response.headers["Location"])
+        return response
+
+    def code_flow(self, rp: RegisteredClient, email: str = "alice@example.com",
+                  password: str = PASSWORD, **params) -> dict:
+        """Authorize, log in, return the callback parameters (code, state, iss)."""
+        verifier, challenge = pkce_pair()
+        params.setdefault("code_challenge", challenge)
+        params.setdefault("code_challenge_method", "S256")
+        response = self.authorize(rp, **params)
+        if response.headers.get("Location", "").startswith("/login"):
+            response = self.login(response, email, password)
+        response = self.follow(response)
+        assert response.status_code in (302, 303), response.text[:500]
+        result = query_of(response.headers["Location"])
+        result["_verifier"] = verifier
+        result["_location"] = response.headers["Location"]
+        return result
+
+    def token(self, rp: RegisteredClient, auth: str = "basic", **form):
+        headers = {}
+        if auth == "basic" and rp.client_secret:
+            raw = f"{rp.client_id}:{rp.client_secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        elif auth == "post":
+            form.setdefault("client_id", rp.client_id)
+            form.setdefault("client_secret", rp.client_secret)
+        elif auth == "none":
+            form.setdefault("client_id", rp.client_id)
+        return self.http.post("/oauth/token", data=form, headers=headers)
+
+    def exchange(self, rp: RegisteredClient, result: dict, **extra):
+        form = {"grant_type": "authorization_code", "code": result["code"],
+                "redirect_uri": rp.redirect_uri, "code_verifier": result["_verifier"]}
+        form.update(extra)
+        form = {k: v for k, v in form.items() if v is not None}
+        return self.token(rp, auth="none" if rp.client_secret is None else "basic", **form)
+
+    def tokens(self, rp: RegisteredClient, **params) -> dict:
+        response = self.exchange(rp, self.code_flow(rp, **params))
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
