@@ -1,0 +1,62 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_DIR := tests/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+MO := translations/en/LC_MESSAGES/messages.mo translations/fr/LC_MESSAGES/messages.mo
+
+.PHONY: run test install translations i18n-update i18n-check lint chromium node bench clean test-fast
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(STAMP)
+	$(VENV)/bin/pybabel compile --use-fuzzy -i $< -o $@ -l $*
+
+translations: $(MO)
+
+i18n-update: $(STAMP)
+	$(PY) translations/catalogs.py update
+
+i18n-check: $(STAMP)
+	$(PY) translations/catalogs.py check
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check idp tests bench translations wsgi.py
+
+# Debian's Chromium for the browser tests; installed only when missing.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+
+# Node packages for the interop client (openid-client) and the accessibility scan (axe-core).
+$(NODE_STAMP): $(NODE_DIR)/package.json
+	cd $(NODE_DIR) && npm install --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node: $(NODE_STAMP)
+
+run: install translations
+	$(VENV)/bin/idp init --demo
+	$(VENV)/bin/idp serve
+
+test: install translations chromium node i18n-check lint
+	$(PY) -m pytest
+
+test-fast: install translations
+	$(PY) -m pytest -m "not browser and not interop"
+
+bench: install translations
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) instance $(NODE_DIR)/node_modules
