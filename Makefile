@@ -27,6 +27,7 @@ translations: $(MO)
 
 i18n-update: $(STAMP)
 	$(PY) translations/catalogs.py update
+	$(PY) translations/fill_fr.py
 
 i18n-check: $(STAMP)
 	$(PY) translations/catalogs.py check

@@ -105,8 +105,11 @@ def create_app(config: dict | None = None) -> Flask:
         os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
     app.config["SESSION_COOKIE_SECURE"] = app.config["IDP_HTTPS"]
 
-    from idp import models  # noqa: F401 - register the models
-    from idp import observability, security
+    from idp import (
+        models,  # noqa: F401 - register the models
+        observability,
+        security,
+    )
     from idp.oauth import server as oauth_server
     from idp.oauth.keys import KeyStore
     from idp.services.sessions import DatabaseSessionInterface

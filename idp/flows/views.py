@@ -8,10 +8,11 @@ from flask_babel import gettext as _
 from idp.extensions import db
 from idp.flows import base as flows
 from idp.flows import login as login_step
-from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION, record_consent
+from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
+from idp.flows.authorization import record_consent
 from idp.flows.logout import FLOW_TYPE as LOGOUT
 from idp.models import Tenant
-from idp.oauth.authorize import advance, error_page
+from idp.oauth.authorize import error_page
 from idp.oauth.claims import SCOPE_CLAIMS
 from idp.oauth.logout import finish_logout
 from idp.oauth.server import authorization_server
