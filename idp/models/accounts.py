@@ -8,7 +8,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
-from idp.models._types import Epoch, now
+from idp.models._types import Epoch, JSONType, now
 
 ROLES = ("super_admin", "admin", "member")
 
@@ -36,6 +36,9 @@ class User(db.Model):
     created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
     updated_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now, onupdate=now)
     password_changed_at: Mapped[int | None] = mapped_column(Epoch)
+    # Set when too many consecutive failures locked the account (seed 004); a reset clears it.
+    locked_at: Mapped[int | None] = mapped_column(Epoch)
+    last_login_at: Mapped[int | None] = mapped_column(Epoch)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -64,3 +67,30 @@ class Membership(db.Model):
 
     user: Mapped[User] = relationship(back_populates="memberships")
     tenant = relationship("Tenant")
+
+
+TOKEN_PURPOSES = ("invite", "verify_email", "reset_password", "email_change", "company_signup")
+
+
+class AccountToken(db.Model):
+    """A single-use link sent by email: invitation, verification, reset, email change.
+
+    Only the SHA-256 of the token is stored. A newer token of the same purpose
+    for the same user supersedes the older ones.
+    """
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # The address the link was sent to (sign-up before an account exists, email change).
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    data: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
+    expires_at: Mapped[int] = mapped_column(Epoch, nullable=False)
+    used_at: Mapped[int | None] = mapped_column(Epoch)

@@ -1,0 +1,74 @@
+"""Single-use links sent by email (invitation, verification, reset, email change, sign-up).
+
+256-bit random tokens, only their SHA-256 stored; single use enforced by a
+conditional UPDATE so two tabs (or two attackers) cannot both use one link; a
+newer link of the same purpose for the same user or address supersedes older ones.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from sqlalchemy import or_, select, update
+
+from idp.extensions import db
+from idp.models import AccountToken
+from idp.models.oauth import digest
+
+MAX_TOKEN_LENGTH = 128
+
+
+class LinkError(Exception):
+    """The link is unknown, used, superseded or expired (one message for the person)."""
+
+
+class LinkExpired(LinkError):
+    pass
+
+
+def issue(purpose: str, *, ttl: int, user=None, email: str | None = None, tenant=None,
+          data: dict | None = None) -> tuple[str, AccountToken]:
+    """Create a link token (added to the session, not committed); older ones die."""
+    now = int(time.time())
+    holders = []
+    if user is not None:
+        holders.append(AccountToken.user_id == user.id)
+    if email is not None:
+        holders.append(AccountToken.email == email)
+    if holders:
+        db.session.execute(
+            update(AccountToken)
+            .where(AccountToken.purpose == purpose, AccountToken.used_at.is_(None), or_(*holders))
+            .values(used_at=now))
+    raw = secrets.token_urlsafe(32)
+    row = AccountToken(purpose=purpose, token_hash=digest(raw),
+                       user_id=user.id if user is not None else None,
+                       tenant_id=tenant.id if tenant is not None else None, email=email,
+                       data=data or {}, created_at=now, expires_at=now + ttl)
+    db.session.add(row)
+    db.session.flush()
+    return raw, row
+
+
+def peek(purpose: str, raw: str | None) -> AccountToken:
+    """The live token behind a link, without using it (to render the page)."""
+    if not raw or not isinstance(raw, str) or len(raw) > MAX_TOKEN_LENGTH:
+        raise LinkError("malformed")
+    row = db.session.scalar(select(AccountToken).where(AccountToken.token_hash == digest(raw)))
+    if row is None or row.purpose != purpose or row.used_at is not None:
+        raise LinkError("unknown or used")
+    if row.expires_at <= int(time.time()):
+        raise LinkExpired("expired")
+    return row
+
+
+def consume(purpose: str, raw: str | None) -> AccountToken:
+    """Use the link once; the caller commits together with what the link does."""
+    row = peek(purpose, raw)
+    used = db.session.execute(
+        update(AccountToken).where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
+        .values(used_at=int(time.time()))).rowcount
+    if used != 1:
+        raise LinkError("used concurrently")
+    return row
