@@ -51,6 +51,10 @@ def _sqlite_pragmas(app: Flask) -> None:
 def _load_user() -> None:
     from idp.models import User
 
+    # Per-request values must not survive in `g` when a caller (the test suite)
+    # runs several requests inside one outer app context.
+    for cached in ("_flask_babel", "csp_nonce"):
+        g.pop(cached, None)
     g.user = None
     uid = session.get("uid") if session else None
     if uid is None:
@@ -106,6 +110,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SESSION_COOKIE_SECURE"] = app.config["IDP_HTTPS"]
 
     from idp import (
+        mail,
         models,  # noqa: F401 - register the models
         observability,
         security,
@@ -124,6 +129,7 @@ def create_app(config: dict | None = None) -> Flask:
     oauth_server.init_app(app)
     security.init_app(app)
     observability.init_app(app)
+    mail.init_app(app)
 
     from idp.flows.views import bp as flows_bp
     from idp.oauth.authorize import bp as authorize_bp
@@ -136,11 +142,27 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(flows_bp)
 
+    from idp.flows import throttling
+    from idp.flows.invitation import bp as invitation_bp
+    from idp.flows.recovery import bp as recovery_bp
+
+    app.register_blueprint(invitation_bp)
+    app.register_blueprint(recovery_bp)
+
+    from idp.account.views import bp as account_bp
+    from idp.flows import company_signup_views, registration_views
+
+    for blueprint in (registration_views.bp, company_signup_views.bp, account_bp):
+        app.register_blueprint(blueprint)
+    registration_views.init_app(app)  # link lifetimes, per-IP limits of the sign-up POSTs
+    throttling.init_app(app)  # per-IP limits on the password and mail POSTs
+
     from flask_babel import get_locale
 
     app.jinja_env.globals.update(
         current_locale=lambda: str(get_locale() or "en"),
         brand_name=lambda: app.config["IDP_BRAND_NAME"],
+        has_endpoint=lambda name: name in app.view_functions,
     )
     app.before_request(_load_user)
     _error_handlers(app)

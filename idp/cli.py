@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from idp.extensions import db
+from idp.mail.cli import mail_group
 
 DEMO_TENANT = "acme"
 DEMO_CLIENT_ID = "acme-portal"
@@ -140,19 +141,37 @@ idp_group.add_command(user_group)
 @with_appcontext
 def user_create_command(tenant_slug: str, email: str, password: str | None, role: str,
                         invite: bool) -> None:
-    from idp.services.accounts import AccountError, create_user
+    from idp.services.accounts import AccountError, WeakPassword, create_user, set_password
     from idp.services.tenants import get_by_slug
 
     tenant = get_by_slug(tenant_slug)
     if tenant is None:
         _fail(f"no tenant {tenant_slug!r}")
+    if invite and password:
+        _fail("--invite and --password exclude each other: the person chooses the password")
     if invite:
-        _fail("--invite needs the mail outbox, which is not built yet (issue 3)")
+        from idp.services.invitations import invite_user
+
+        try:
+            invitation = invite_user(tenant, email, role)
+        except AccountError as exc:
+            db.session.rollback()
+            _fail(str(exc))
+        db.session.commit()
+        user = invitation.user
+        click.echo(json.dumps({"id": user.id, "sub": user.sub, "email": user.email,
+                               "invited": True, "created": invitation.created}))
+        return
     if not password:
-        _fail("--password is required")
+        _fail("--password is required (or --invite)")
     try:
-        user = create_user(email, password, tenant=tenant, role=role)
+        user = create_user(email, None, tenant=tenant, role=role)
+        set_password(user, password)
+    except WeakPassword as exc:
+        db.session.rollback()
+        _fail(f"the password breaks the policy: {', '.join(exc.problems)}")
     except AccountError as exc:
+        db.session.rollback()
         _fail(str(exc))
     db.session.commit()
     click.echo(json.dumps({"id": user.id, "sub": user.sub, "email": user.email}))
@@ -160,6 +179,7 @@ def user_create_command(tenant_slug: str, email: str, password: str | None, role
 
 client_group = AppGroup("client", help="OAuth clients.")
 idp_group.add_command(client_group)
+idp_group.add_command(mail_group)
 
 
 @client_group.command("create")

@@ -82,6 +82,22 @@ def load_config() -> dict:
         "IDP_SESSION_TTL": _env_int("SESSION_TTL", 12 * 3600),
         "IDP_FLOW_TTL": _env_int("FLOW_TTL", 30 * 60),
         "IDP_BACKCHANNEL_TIMEOUT": float(_env("BACKCHANNEL_TIMEOUT", "3") or 3),
+        # Account lifecycle links (seconds): invitation (welcome email) and password reset.
+        "IDP_INVITE_TTL": _env_int("INVITE_TTL", 72 * 3600),
+        "IDP_RESET_TTL": _env_int("RESET_TTL", 3600),
+        # Lockout: consecutive wrong passwords per account, counted across IPs within
+        # the window; a tenant may lower it (Tenant.settings["lockout_threshold"]).
+        "IDP_LOCKOUT_THRESHOLD": _env_int("LOCKOUT_THRESHOLD", 6),
+        "IDP_LOCKOUT_WINDOW": _env_int("LOCKOUT_WINDOW", 24 * 3600),
+        # Per-IP limits on the POSTs that check a password or send mail: N per window (s).
+        "IDP_LOGIN_IP_LIMIT": _env_int("LOGIN_IP_LIMIT", 30),
+        "IDP_LOGIN_IP_WINDOW": _env_int("LOGIN_IP_WINDOW", 300),
+        "IDP_FORGOT_IP_LIMIT": _env_int("FORGOT_IP_LIMIT", 10),
+        "IDP_FORGOT_IP_WINDOW": _env_int("FORGOT_IP_WINDOW", 900),
+        "IDP_LINK_IP_LIMIT": _env_int("LINK_IP_LIMIT", 20),
+        "IDP_LINK_IP_WINDOW": _env_int("LINK_IP_WINDOW", 900),
+        # Reset emails per address per hour; more requests get the same answer, no email.
+        "IDP_FORGOT_EMAIL_LIMIT": _env_int("FORGOT_EMAIL_LIMIT", 5),
         # Requests per trusted proxy hop; 0 means X-Forwarded-* are ignored.
         "IDP_TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "IDP_ENABLE_MAIL_WORKER": _env_bool("MAIL_WORKER", True),

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
-from tests.support import Driver, Factory
+from tests.support import Driver, Factory, IsolatedClient
 
 
 def _free_port() -> int:
@@ -46,6 +46,7 @@ def app(tmp_path_factory, server_port):
         "SERVER_NAME": None,
     })
     ensure_keys(app.config["IDP_KEYS_DIR"])
+    app.test_client_class = IsolatedClient
     with app.app_context():
         if database_url.startswith("postgresql"):
             # Start from nothing: leftovers of an earlier run must not hide a migration bug.
@@ -108,6 +109,24 @@ class _LiveServer:
 
     def stop(self) -> None:
         self._server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) for the whole session (tests/smtp.py)."""
+    from tests.smtp import SmtpSink
+
+    sink = SmtpSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    """The SMTP server with an empty mailbox; ``smtp.wait_for(app, to)`` delivers and reads."""
+    smtp_server.clear()
+    yield smtp_server
+    smtp_server.clear()
 
 
 @pytest.fixture(scope="session")

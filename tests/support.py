@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
+
+from flask.testing import FlaskClient
 
 from idp.extensions import db
 
@@ -30,6 +33,22 @@ def csrf_of(html: str) -> str:
 
 def query_of(location: str) -> dict:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def basic_auth(client_id: str, client_secret: str | None) -> dict:
+    raw = f"{client_id}:{client_secret}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in an application context of its own, as in production.
+
+    Flask reuses the application context a test holds open (the ``ctx`` fixture) for
+    every request: ``g`` (CSP nonce, cached CSRF token) and the database session would
+    then be shared across requests, which no deployment does."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 @dataclass
@@ -62,14 +81,16 @@ class Factory:
         return user
 
     def client(self, redirect_uri: str = REDIRECT_URI, public: bool = False, tenant=None,
-               **kwargs) -> RegisteredClient:
+               shared: bool = False, **kwargs) -> RegisteredClient:
+        """A client of `tenant` (default: acme), or of no tenant at all when `shared`."""
         from idp.services.clients import create_client
 
         kwargs.setdefault("grant_types", ["authorization_code", "refresh_token",
                                           *([] if public else ["client_credentials"])])
+        if not shared and tenant is None:
+            tenant = self.tenant()
         registered = create_client("Test portal", [redirect_uri], public=public,
-                                   tenant=tenant if tenant is not None else self.tenant(),
-                                   **kwargs)
+                                   tenant=None if shared else tenant, **kwargs)
         db.session.commit()
         return RegisteredClient(registered.client.client_id, registered.client_secret,
                                 redirect_uri)
@@ -98,6 +119,14 @@ class Driver:
         assert page.status_code == 200
         return self.http.post(login_url, data={"email": email, "password": password,
                                                "csrf_token": csrf_of(page.text)})
+
+    def sign_in(self, email: str = "alice@example.com", password: str = PASSWORD):
+        """Log in on the IdP's own login page, outside any authorization flow."""
+        page = self.http.get("/login")
+        response = self.http.post("/login", data={"email": email, "password": password,
+                                                  "csrf_token": csrf_of(page.text)})
+        assert response.status_code == 303, response.status_code
+        return response
 
     def follow(self, response):
         """Follow redirects that stay on the IdP; stop at the client's redirect URI."""

@@ -47,7 +47,10 @@ def update() -> None:
         catalog.update(template, no_fuzzy_matching=True)
         if locale == "en":
             for message in catalog:
-                if message.id and not message.string:
+                if isinstance(message.id, tuple):  # plural: singular and plural forms
+                    if not all(message.string or ()):
+                        message.string = (message.id[0], message.id[1])
+                elif message.id and not message.string:
                     message.string = message.id
                 message.flags.discard("fuzzy")
         with path.open("wb") as handle:

@@ -88,7 +88,10 @@ def _fresh_login_needed(flow: Flow, auth: Authentication) -> bool:
     if "login" in prompts(flow):
         return True
     max_age = flow.params.get("max_age")
-    if max_age is not None and auth.auth_time is not None:
+    if max_age is not None:
+        # max_age=0 is prompt=login (OIDC Core 3.1.2.1), even within the second of a login.
+        if int(max_age) == 0 or auth.auth_time is None:
+            return True
         if int(time.time()) - auth.auth_time > int(max_age):
             return True
     hint_sub = flow.data.get("id_token_hint_sub")

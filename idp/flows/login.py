@@ -1,7 +1,9 @@
 """The login step: email and password, then the session is (re)established.
 
-Every failure reason (unknown address, wrong password, disabled or unverified
-account) gives the same message at the same cost.
+Every failure reason (unknown address, wrong password, locked, disabled or
+unverified account) gives the same message at the same cost; consecutive
+failures lock the account (services/accounts.py). The per-IP limit on this POST
+is applied before the view runs (flows/throttling.py).
 """
 
 from __future__ import annotations
@@ -31,11 +33,10 @@ def submit(email: str | None, password: str | None, ip: str | None) -> LoginOutc
     if len(email) > MAX_FIELD or len(password) > MAX_FIELD:
         return LoginOutcome(None, "invalid")
     try:
-        user = accounts.authenticate(email, password)
-    except accounts.InvalidCredentials:
-        known = accounts.get_by_email(email) if accounts.is_plausible_email(
-            accounts.normalize_email(email)) else None
-        audit.record("login_failed", user_id=known.id if known else None, ip=ip)
+        user = accounts.authenticate(email, password, ip=ip)
+    except accounts.InvalidCredentials as failure:
+        # Counted per account (lockout) inside authenticate; the page says the same thing.
+        audit.record("login_failed", user_id=failure.user_id, ip=ip)
         db.session.commit()
         return LoginOutcome(None, "invalid")
     audit.record("login", user_id=user.id, ip=ip, amr=["pwd"])

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from idp.extensions import db
@@ -34,11 +44,11 @@ def _authorization_flow(required: bool = True):
     try:
         return flows.load(flow_id, AUTHORIZATION)
     except flows.FlowExpired:
-        abort(error_page(_("This sign-in attempt has expired. Go back to the application "
-                           "and start again.")))
+        abort(make_response(error_page(_("This sign-in attempt has expired. Go back to the "
+                                         "application and start again."))))
     except flows.FlowError:
-        abort(error_page(_("This sign-in attempt is no longer valid. Go back to the "
-                           "application and start again.")))
+        abort(make_response(error_page(_("This sign-in attempt is no longer valid. Go back to "
+                                         "the application and start again."))))
 
 
 def _client_of(flow):

@@ -1,12 +1,15 @@
 """SQLAlchemy models, one module per domain. Importing this package registers them all."""
 
-from idp.models.accounts import Membership, User
+from idp.models.accounts import AccountToken, Membership, User
 from idp.models.audit import AuditEvent
+from idp.models.mail import OutboxMessage
 from idp.models.oauth import Client, ClientAssertionJti, Consent, Grant, Token
 from idp.models.sessions import BrowserSession
 from idp.models.tenants import Tenant
+from idp.models.throttle import RateLimitCounter
 
 __all__ = [
+    "AccountToken",
     "AuditEvent",
     "BrowserSession",
     "Client",
@@ -14,6 +17,8 @@ __all__ = [
     "Consent",
     "Grant",
     "Membership",
+    "OutboxMessage",
+    "RateLimitCounter",
     "Tenant",
     "Token",
     "User",

@@ -170,6 +170,10 @@ class Token(db.Model):
         return self.client_id == client.client_id
 
     def get_scope(self) -> str:
+        """What a refresh may ask for: the scope the resource owner granted (RFC 6749 6),
+        not the narrower one an earlier refresh asked for (``scope`` is this access token's)."""
+        if self.grant_id is not None and self.grant is not None:
+            return self.grant.scope
         return self.scope
 
 

@@ -41,19 +41,34 @@ def parse_claims_request(raw: str | None) -> dict | None:
         if not isinstance(requested, dict):
             raise InvalidClaimsRequest(f"'claims.{member}' must be a JSON object")
         result[member] = {
-            name: spec if isinstance(spec, dict) else None for name, spec in requested.items()
+            name: _claim_spec(member, name, spec) for name, spec in requested.items()
             if isinstance(name, str) and len(name) < 100
         }
     return result
 
 
+def _claim_spec(member: str, name: str, spec) -> dict | None:
+    """One claim's request: null or an object. ``acr`` is acted on, so its shape is checked:
+    {essential: bool, value: str} or {essential: bool, values: [str]}."""
+    if not isinstance(spec, dict):
+        return None
+    if name == "acr" and member == "id_token":
+        values = spec.get("values", [])
+        if (not isinstance(spec.get("essential", False), bool)
+                or not isinstance(spec.get("value", ""), str)
+                or not isinstance(values, list) or not all(isinstance(v, str) for v in values)):
+            raise InvalidClaimsRequest("'claims.id_token.acr' is malformed")
+    return spec
+
+
 def essential_acr_values(claims_request: dict | None) -> list[str]:
+    """The acr values requested as essential ([] when acr is not essential or any will do)."""
     spec = ((claims_request or {}).get("id_token") or {}).get("acr") or {}
     if not spec.get("essential"):
         return []
     if "value" in spec:
         return [spec["value"]]
-    return [v for v in spec.get("values", []) if isinstance(v, str)]
+    return list(spec.get("values") or [])
 
 
 def _value(user: User, claim: str):

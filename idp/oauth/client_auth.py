@@ -1,16 +1,31 @@
-"""private_key_jwt client authentication (RFC 7523, OIDC Core 9)."""
+"""Client authentication: private_key_jwt (RFC 7523, OIDC Core 9) and a safe Basic."""
 
 from __future__ import annotations
 
 import time
 
+from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749.authenticate_client import (
+    authenticate_client_secret_basic as _authlib_basic,
+)
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
 from idp.models import ClientAssertionJti
+
+
+def authenticate_client_secret_basic(query_client, request):
+    """Authlib's client_secret_basic, minus its 500 on a malformed header (credentials
+    that are not UTF-8, ``Basic`` with nothing after it)."""
+    try:
+        return _authlib_basic(query_client, request)
+    except ValueError:  # UnicodeDecodeError included
+        return None
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -24,17 +39,33 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return [issuer, f"{issuer}/oauth/token"]
 
     def resolve_client_public_key(self, client):
-        return KeySet.import_key_set(client.jwks or {"keys": []})
+        """The keys the client registered; a client without keys cannot use an assertion."""
+        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not client.jwks:
+            raise InvalidClientError(
+                description="The client cannot authenticate with method: private_key_jwt")
+        try:
+            return KeySet.import_key_set(client.jwks)
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidClientError(description="The client's registered keys are unusable.") \
+                from exc
 
     def validate_jti(self, claims, jti) -> bool:
-        """An assertion is accepted once: its jti is remembered until it expires."""
+        """An assertion is accepted once: its jti is remembered until it expires (the
+        client's expired ones are forgotten here, so the table does not grow).
+
+        Recorded in a transaction of its own, committed at once: the request's own
+        transaction is rolled back when the request fails (and never committed by
+        introspection), which would let the same assertion be played again."""
         if not isinstance(jti, str) or len(jti) > 255:
             return False
         expires_at = int(claims.get("exp") or time.time()) + 60
         try:
-            with db.session.begin_nested():
-                db.session.add(ClientAssertionJti(client_id=str(claims["sub"]), jti=jti,
-                                                  expires_at=expires_at))
+            with db.engine.begin() as connection:
+                connection.execute(delete(ClientAssertionJti).where(
+                    ClientAssertionJti.client_id == str(claims["sub"]),
+                    ClientAssertionJti.expires_at < int(time.time())))
+                connection.execute(insert(ClientAssertionJti).values(
+                    client_id=str(claims["sub"]), jti=jti, expires_at=expires_at))
         except IntegrityError:
             return False
         return True

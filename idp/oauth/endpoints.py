@@ -85,7 +85,9 @@ def jwks():
 
 def _invalid_client_401(response: Response) -> Response:
     """RFC 6749 5.2: a failed Basic authentication answers 401 with WWW-Authenticate."""
-    if response.status_code == 400 and request.authorization is not None:
+    # The raw header: werkzeug's request.authorization raises on a malformed one.
+    scheme = request.headers.get("Authorization", "").split(" ", 1)[0].lower()
+    if response.status_code == 400 and scheme == "basic":
         body = response.get_json(silent=True) or {}
         if body.get("error") == "invalid_client":
             response.status_code = 401
@@ -93,8 +95,27 @@ def _invalid_client_401(response: Response) -> Response:
     return response
 
 
+TOKEN_PARAMS = ("grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope",
+                "client_id", "client_secret", "client_assertion", "client_assertion_type")
+
+
+def _token_request_error() -> str | None:
+    """RFC 6749 3.2 and 2.3.1: parameters once each, and in the body, never in the URL."""
+    if not request.form.get("grant_type"):
+        return "Missing 'grant_type'."
+    for name in TOKEN_PARAMS:
+        if name in request.args:
+            return f"'{name}' must be sent in the request body."
+        if len(request.form.getlist(name)) > 1:
+            return f"Multiple '{name}' in request."
+    return None
+
+
 @bp.route("/oauth/token", methods=["POST"])
 def token():
+    problem = _token_request_error()
+    if problem:
+        return jsonify({"error": "invalid_request", "error_description": problem}), 400, NO_STORE
     response = authorization_server().create_token_response()
     if response.status_code == 200:
         db.session.commit()
@@ -155,17 +176,30 @@ def _authenticate_client(endpoint: str):
 
 
 def _find_token(value: str, hint: str | None):
-    """A token row by refresh value or by access-token jti, owned by nobody in particular."""
+    """A token row by refresh value or by access-token jti, owned by nobody in particular.
+
+    The hint only orders the search: a token not found as the hinted type is looked
+    up as the other (RFC 7009 2.1, RFC 7662 2.1)."""
     if not isinstance(value, str) or not value or len(value) > 8192:
         return None, None
-    if hint != "access_token":
+
+    def as_refresh():
         row = tokens.find_refresh_token(value)
-        if row is not None:
-            return row, "refresh_token"
-    claims = tokens.decode_access_token(_keys(), _issuer(), value)
-    if claims and isinstance(claims.get("jti"), str):
-        row = db.session.scalar(select(tokens.Token).where(tokens.Token.jti == claims["jti"]))
-        return row, "access_token"
+        return (row, "refresh_token") if row is not None else None
+
+    def as_access():
+        claims = tokens.decode_access_token(_keys(), _issuer(), value)
+        if claims and isinstance(claims.get("jti"), str):
+            row = db.session.scalar(select(tokens.Token).where(tokens.Token.jti == claims["jti"]))
+            if row is not None:
+                return row, "access_token"
+        return None
+
+    order = (as_access, as_refresh) if hint == "access_token" else (as_refresh, as_access)
+    for lookup in order:
+        found = lookup()
+        if found is not None:
+            return found
     return None, None
 
 
@@ -216,7 +250,7 @@ def introspect():
     if row is None or row.client_id != client.client_id:
         return inactive
     if kind == "refresh_token":
-        if not tokens.refresh_token_active(row):
+        if not tokens.refresh_token_active(row) or not tokens.user_active(row.user_id):
             return inactive
         exp = row.refresh_expires_at
     else:

@@ -11,7 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from authlib.oauth2.rfc6749 import InvalidGrantError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import create_half_hash
 from flask import current_app
@@ -67,6 +67,17 @@ class IssuesTokens:
 
 class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client) -> str:
+        """Required and matched exactly (no default). Authlib's own version echoes the
+        URI into the error description, which it refuses (a 500) for quotes or non-ASCII."""
+        redirect_uri = request.payload.redirect_uri
+        if not redirect_uri:
+            raise InvalidRequestError("Missing 'redirect_uri' in request.")
+        if not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError("The 'redirect_uri' is not registered for this client.")
+        return redirect_uri
 
     def save_authorization_code(self, code: str, request) -> Grant:
         subject: AuthorizedSubject = request.user
@@ -128,7 +139,10 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):
             tokens.revoke_grant(row.grant_id)
             db.session.commit()
             return None
-        return row if tokens.refresh_token_active(row) else None
+        if not tokens.refresh_token_active(row):
+            return None
+        # A disabled user's refresh token is invalid_grant, not Authlib's invalid_request.
+        return row if self.authenticate_user(row) is not None else None
 
     def authenticate_user(self, row: Token) -> User | None:
         user = db.session.get(User, row.user_id) if row.user_id else None

@@ -109,9 +109,16 @@ def rotate_keys(keys_dir: str | Path, retain_seconds: int) -> list[dict]:
     return entries
 
 
+def _signature(path: Path) -> tuple[int, int, int]:
+    """Identity of one version of the manifest. The mtime alone misses a rewrite within the
+    file system's timestamp granularity; the manifest is replaced, so the inode changes."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_ino, stat.st_size
+
+
 @dataclass(frozen=True)
 class _Loaded:
-    mtime: float
+    signature: tuple[int, int, int]
     signing: dict  # alg -> (kid, key)
     verify_set: KeySet
     public_jwks: dict
@@ -127,8 +134,7 @@ class KeyStore:
         self._checked_at = 0.0
 
     def _load(self) -> _Loaded:
-        manifest = self.keys_dir / MANIFEST
-        mtime = manifest.stat().st_mtime
+        signature = _signature(self.keys_dir / MANIFEST)
         signing, keys, public = {}, [], []
         for entry in _read_manifest(self.keys_dir):
             pem = (self.keys_dir / f"{entry['kid']}.pem").read_bytes()
@@ -137,7 +143,7 @@ class KeyStore:
             keys.append(key)
             if entry["state"] == "active":
                 signing[entry["alg"]] = (entry["kid"], key)
-        return _Loaded(mtime, signing, KeySet(keys), {"keys": public})
+        return _Loaded(signature, signing, KeySet(keys), {"keys": public})
 
     def _current(self) -> _Loaded:
         now = time.monotonic()
@@ -147,12 +153,12 @@ class KeyStore:
         with self._lock:
             self._checked_at = now
             try:
-                mtime = (self.keys_dir / MANIFEST).stat().st_mtime
+                signature = _signature(self.keys_dir / MANIFEST)
             except FileNotFoundError as exc:
                 raise RuntimeError(
                     f"no signing keys in {self.keys_dir}: run `idp init` first"
                 ) from exc
-            if self._loaded is None or self._loaded.mtime != mtime:
+            if self._loaded is None or self._loaded.signature != signature:
                 self._loaded = self._load()
             return self._loaded
 

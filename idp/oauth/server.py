@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskAuthorizationServer
+from authlib.oauth2.rfc6749 import InvalidRequestError, UnsupportedResponseTypeError
 from flask import Flask, current_app
 from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import Client
 from idp.oauth.claims import SUPPORTED_SCOPES
-from idp.oauth.client_auth import PrivateKeyJWT
+from idp.oauth.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from idp.oauth.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -28,12 +29,31 @@ class AuthorizationServer(_FlaskAuthorizationServer):
     def save_token(self, token, request) -> None:
         db.session.add(request.token_row)
 
+    def get_authorization_grant(self, request):
+        """Authlib's, except for what it does not support: its error would echo the raw
+        ``response_type`` into an error description (a 500 on a quote or non-ASCII), and
+        a missing ``response_type`` is ``invalid_request`` (RFC 6749 4.1.2.1)."""
+        response_type = request.payload.response_type
+        if response_type == "code":
+            return super().get_authorization_grant(request)
+        redirect_uri = None
+        client = self.query_client(request.payload.client_id)
+        requested = request.payload.redirect_uri
+        if client is not None and isinstance(requested, str) and client.check_redirect_uri(
+                requested):
+            redirect_uri = requested
+        if not response_type:
+            raise InvalidRequestError("Missing 'response_type'.", redirect_uri=redirect_uri)
+        raise UnsupportedResponseTypeError(
+            response_type, "Only 'response_type=code' is supported.", redirect_uri=redirect_uri)
+
 
 def init_app(app: Flask) -> AuthorizationServer:
     """One server per app (tests build many apps); reach it as ``authorization_server()``."""
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", SUPPORTED_SCOPES)
     server = AuthorizationServer(app)
     app.extensions["idp_oauth"] = server
+    server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [StrictPKCE(), IDToken()])
     server.register_grant(RefreshTokenGrant)

@@ -30,11 +30,13 @@ class PasswordPolicy:
         if not isinstance(settings, dict):
             return cls()
         known = {k: v for k, v in settings.items() if k in cls.__dataclass_fields__}
-        try:
-            policy = cls(**known)
-        except TypeError:
+        length = known.get("min_length", cls.min_length)
+        flags = [v for k, v in known.items() if k != "min_length"]
+        # An admin's typo ("12", "yes") falls back to the default, never to a weaker policy.
+        if not isinstance(length, int) or isinstance(length, bool) or not 8 <= length <= 128 \
+                or not all(isinstance(v, bool) for v in flags):
             return cls()
-        return policy if 8 <= policy.min_length <= 128 else cls()
+        return cls(**known)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -140,11 +140,16 @@ def active_access_token(keystore, issuer: str, access_token: str) -> tuple[dict,
     row = db.session.scalar(select(Token).where(Token.jti == claims["jti"]))
     if row is None or row.revoked_at is not None or not grant_alive(row):
         return None
-    if row.user_id is not None:
-        active = db.session.scalar(select(User.active).where(User.id == row.user_id))
-        if not active:
-            return None
+    if not user_active(row.user_id):
+        return None
     return claims, row
+
+
+def user_active(user_id: int | None) -> bool:
+    """A token's user still allowed in (client tokens have none)."""
+    if user_id is None:
+        return True
+    return bool(db.session.scalar(select(User.active).where(User.id == user_id)))
 
 
 def refresh_token_active(row: Token) -> bool:

@@ -1,0 +1,473 @@
+"""What would an optimisation buy? Candidate changes applied in-process, measured in CPU time.
+
+Each candidate is a monkeypatch of the running app (nothing under idp/ is
+edited) that stands in for a proposed code change. Every scenario is measured
+with and without each candidate, in alternating rounds, as CPU microseconds
+per request (``time.process_time``, so a busy machine skews it less than the
+wall clock); the best round counts. Run against an instance prepared by
+``bench/run.py --keep``:
+
+    IDP_INSTANCE_DIR=... IDP_KEYS_DIR=... IDP_ISSUER=... IDP_DATABASE_URL=... \\
+        .venv/bin/python bench/whatif.py --creds .../bench_creds.json
+
+On a shared, busy machine CPU time is still noisy (other processes thrash the
+caches). ``--instructions`` counts instructions instead, which does not depend
+on the neighbours; run it under callgrind (about 100 times slower):
+
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/cg/out \
+        .venv/bin/python bench/whatif.py --creds ... --instructions /tmp/cg/out \
+        --rounds 1 --requests 30
+
+These are prototypes to size the gains, not the implementations: they skip
+invalidation and error paths that the real change must handle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from profile_token import InProcessClient, Scenarios, _basic, _code_flow  # noqa: E402
+
+
+@contextmanager
+def patched(target, name: str, value):
+    missing = object()
+    old = target.__dict__.get(name, missing) if hasattr(target, "__dict__") else missing
+    setattr(target, name, value)
+    try:
+        yield
+    finally:
+        if old is missing:
+            delattr(target, name)
+        else:
+            setattr(target, name, old)
+
+
+# --- candidates ------------------------------------------------------------------------------
+
+
+@contextmanager
+def client_cache(app):
+    """AuthorizationServer.query_client: a per-process cache of the client (TTL 30 s)."""
+    from idp.extensions import db
+
+    server = app.extensions["idp_oauth"]
+    original = type(server).query_client
+    cache: dict = {}
+
+    def query_client(client_id):
+        hit = cache.get(client_id)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        client = original(server, client_id)
+        if client is not None:
+            db.session.expunge(client)
+            cache[client_id] = (now + 30, client)
+        return client
+
+    # Authlib's ClientAuthentication captured the bound method when methods were registered.
+    with patched(server, "query_client", query_client), \
+            patched(server._client_auth, "query_client", query_client):
+        yield
+
+
+@contextmanager
+def core_insert(app):
+    """AuthorizationServer.save_token: a Core INSERT instead of session.add + unit-of-work flush."""
+    from sqlalchemy import insert
+
+    from idp.extensions import db
+    from idp.models import Token
+
+    server = app.extensions["idp_oauth"]
+    statement = insert(Token)
+    columns = [c.key for c in Token.__table__.columns if c.key != "id"]
+
+    def save_token(token, request):
+        row = request.token_row
+        db.session.execute(statement, {k: getattr(row, k) for k in columns})
+
+    with patched(server, "save_token", save_token):
+        yield
+
+
+@contextmanager
+def stateless_client_credentials(app):
+    """No oauth_tokens row for client_credentials tokens (revocation by a deny-list instead)."""
+    from idp.extensions import db
+
+    server = app.extensions["idp_oauth"]
+
+    def save_token(token, request):
+        if request.payload.grant_type != "client_credentials":
+            db.session.add(request.token_row)
+
+    with patched(server, "save_token", save_token):
+        yield
+
+
+@contextmanager
+def refresh_one_query(app):
+    """Refresh: token, grant, user and org role in one SELECT; the user kept; a plain UPDATE."""
+    from flask import g
+    from sqlalchemy import and_, select, update
+
+    from idp.extensions import db
+    from idp.models import Grant, Membership, Tenant, Token, User
+    from idp.models.oauth import digest
+    from idp.oauth import grants
+    from idp.services import tokens
+
+    query = (select(Token, Grant, User, Tenant.slug, Membership.role)
+             .outerjoin(Grant, Grant.id == Token.grant_id)
+             .outerjoin(User, User.id == Token.user_id)
+             .outerjoin(Tenant, Tenant.id == Token.tenant_id)
+             .outerjoin(Membership, and_(Membership.tenant_id == Token.tenant_id,
+                                         Membership.user_id == Token.user_id)))
+    original_org_context = tokens.org_context
+
+    def authenticate_refresh_token(self, refresh_token):
+        if not isinstance(refresh_token, str) or len(refresh_token) > 256:
+            return None
+        found = db.session.execute(query.where(Token.refresh_hash == digest(refresh_token))).first()
+        if found is None:
+            return None
+        row, grant, user, slug, role = found
+        if row.rotated_at is not None and row.grant_id is not None:
+            tokens.revoke_grant(row.grant_id)
+            db.session.commit()
+            return None
+        if not tokens.refresh_token_active(row):
+            return None
+        if user is None or not user.active:
+            return None
+        self._user = user  # a strong reference: the identity map alone is weak
+        self._grant = grant
+        if slug is not None:
+            g.bench_org = {(row.user_id, row.tenant_id): tokens.OrgContext(row.tenant_id, slug,
+                                                                          role)}
+        return row
+
+    def authenticate_user(self, row):
+        user = getattr(self, "_user", None)
+        if user is not None and user.id == row.user_id:
+            return user
+        user = db.session.get(User, row.user_id) if row.user_id else None
+        return user if user is not None and user.active else None
+
+    def revoke_old_credential(self, row):
+        rotated = db.session.execute(
+            update(Token).where(Token.id == row.id, Token.rotated_at.is_(None))
+            .values(rotated_at=int(time.time()))
+            .execution_options(synchronize_session=False)).rowcount
+        if rotated != 1:
+            db.session.rollback()
+            raise grants.InvalidGrantError()
+
+    def org_context(user_id, tenant_id):
+        cached = (g.get("bench_org") or {}).get((user_id, tenant_id))
+        return cached if cached is not None else original_org_context(user_id, tenant_id)
+
+    with ExitStack() as stack:
+        cls = grants.RefreshTokenGrant
+        stack.enter_context(patched(cls, "authenticate_refresh_token",
+                                    authenticate_refresh_token))
+        stack.enter_context(patched(cls, "authenticate_user", authenticate_user))
+        stack.enter_context(patched(cls, "revoke_old_credential", revoke_old_credential))
+        stack.enter_context(patched(tokens, "org_context", org_context))
+        yield
+
+
+@contextmanager
+def cached_ensure_sync(app):
+    """Flask.ensure_sync memoised: inspect.iscoroutinefunction runs once per hook, not per call."""
+    original = app.ensure_sync
+    cache: dict = {}
+
+    def ensure_sync(func):
+        try:
+            return cache[func]
+        except KeyError:
+            result = cache[func] = original(func)
+            return result
+        except TypeError:
+            return original(func)
+
+    with patched(app, "ensure_sync", ensure_sync):
+        yield
+
+
+@contextmanager
+def lean_api_headers(app):
+    """Machine endpoints: a constant CSP without a nonce, and no per-request metrics lock."""
+    from idp import security
+
+    api = ("/oauth/token", "/oauth/userinfo", "/oauth/introspect", "/oauth/revoke",
+           "/.well-known/", "/healthz", "/readyz")
+    static = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+              "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+              "Referrer-Policy": "no-referrer", "Cross-Origin-Opener-Policy": "same-origin"}
+    funcs = app.after_request_funcs[None]
+    index = funcs.index(security.set_security_headers)
+
+    def headers(response):
+        from flask import request
+
+        if request.path.startswith(api):
+            for name, value in static.items():
+                response.headers.setdefault(name, value)
+            return response
+        return security.set_security_headers(response)
+
+    funcs[index] = headers
+    try:
+        yield
+    finally:
+        funcs[index] = security.set_security_headers
+
+
+@contextmanager
+def cached_jwks_bytes(app):
+    """The JWKS view returns bytes serialised once per key-set version (like discovery)."""
+    from flask import Response
+
+    keys = app.extensions["idp_keys"]
+    cache: dict = {}
+
+    def jwks():
+        document = keys.jwks()
+        body = cache.get(id(document))
+        if body is None:
+            cache.clear()
+            body = cache[id(document)] = app.json.dumps(document)
+        return Response(body, mimetype="application/json",
+                        headers={"Cache-Control": "public, max-age=300"})
+
+    with _dict_item(app.view_functions, "oauth.jwks", jwks):
+        yield
+
+
+@contextmanager
+def _dict_item(mapping: dict, key, value):
+    old = mapping[key]
+    mapping[key] = value
+    try:
+        yield
+    finally:
+        mapping[key] = old
+
+
+@contextmanager
+def one_pass_param_check(app):
+    """endpoints._token_request_error: one pass over the parsed form instead of 20 lookups."""
+    from flask import request
+
+    from idp.oauth import endpoints
+
+    names = frozenset(endpoints.TOKEN_PARAMS)
+
+    def check():
+        form = request.form
+        if not form.get("grant_type"):
+            return "Missing 'grant_type'."
+        if request.args:
+            for name in request.args:
+                if name in names:
+                    return f"'{name}' must be sent in the request body."
+        for name, values in form.lists():
+            if len(values) > 1 and name in names:
+                return f"Multiple '{name}' in request."
+        return None
+
+    with patched(endpoints, "_token_request_error", check):
+        yield
+
+
+@contextmanager
+def direct_es256_sign(app):
+    """KeyStore.sign for ES256: header encoded once per key, claims signed with cryptography."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    keys = app.extensions["idp_keys"]
+    original = type(keys).sign
+    headers: dict = {}
+
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    def sign(claims, alg="ES256", typ="JWT"):
+        if alg != "ES256":
+            return original(keys, claims, alg, typ)
+        kid, key = keys.signing_key("ES256")
+        header = headers.get((kid, typ))
+        if header is None:
+            header = headers[(kid, typ)] = b64(json.dumps(
+                {"alg": "ES256", "kid": kid, "typ": typ}, separators=(",", ":")).encode())
+        signing_input = header + b"." + b64(json.dumps(claims, separators=(",", ":")).encode())
+        r, s = decode_dss_signature(key.private_key.sign(signing_input,
+                                                         ec.ECDSA(hashes.SHA256())))
+        return (signing_input + b"." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+                ).decode("ascii")
+
+    with patched(keys, "sign", sign):
+        yield
+
+
+CANDIDATES = {
+    "client_cache": client_cache,
+    "core_insert": core_insert,
+    "stateless_client_credentials": stateless_client_credentials,
+    "refresh_one_query": refresh_one_query,
+    "cached_ensure_sync": cached_ensure_sync,
+    "lean_api_headers": lean_api_headers,
+    "cached_jwks_bytes": cached_jwks_bytes,
+    "one_pass_param_check": one_pass_param_check,
+    "direct_es256_sign": direct_es256_sign,
+}
+RELEVANT = {
+    "client_credentials": ["client_cache", "core_insert", "stateless_client_credentials",
+                           "cached_ensure_sync", "lean_api_headers", "one_pass_param_check",
+                           "direct_es256_sign"],
+    "refresh": ["client_cache", "core_insert", "refresh_one_query", "cached_ensure_sync",
+                "lean_api_headers", "one_pass_param_check", "direct_es256_sign"],
+    "discovery": ["cached_ensure_sync", "lean_api_headers"],
+    "jwks": ["cached_ensure_sync", "lean_api_headers", "cached_jwks_bytes"],
+    "introspection": ["client_cache", "cached_ensure_sync", "lean_api_headers"],
+}
+# Everything compatible, together (stateless client_credentials replaces core_insert there).
+ALL = {
+    "client_credentials": ["client_cache", "stateless_client_credentials", "cached_ensure_sync",
+                           "lean_api_headers", "one_pass_param_check", "direct_es256_sign"],
+    "refresh": ["client_cache", "core_insert", "refresh_one_query", "cached_ensure_sync",
+                "lean_api_headers", "one_pass_param_check", "direct_es256_sign"],
+    "discovery": ["cached_ensure_sync", "lean_api_headers"],
+    "jwks": ["cached_ensure_sync", "lean_api_headers", "cached_jwks_bytes"],
+    "introspection": ["client_cache", "cached_ensure_sync", "lean_api_headers"],
+}
+
+
+def cpu_per_request(fn, requests: int) -> float:
+    started = time.process_time()
+    for _ in range(requests):
+        fn()
+    return (time.process_time() - started) / requests * 1e6
+
+
+def instructions_per_request(fn, requests: int, out_prefix: str) -> float:
+    """Instructions executed per request, counted by callgrind (this process runs under it)."""
+    pid = str(os.getpid())
+
+    def control(*args):
+        subprocess.run(["callgrind_control", *args, pid], check=True, capture_output=True)
+
+    before = set(glob.glob(out_prefix + ".*"))
+    control("-i", "on")
+    for _ in range(requests):
+        fn()
+    control("-i", "off")
+    control("-d")
+    dumps = sorted(set(glob.glob(out_prefix + ".*")) - before)
+    total = 0
+    for line in Path(dumps[-1]).read_text().splitlines():
+        if line.startswith("totals:"):
+            total = int(line.split()[1])
+    return total / requests
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--creds", required=True)
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scenarios", default=",".join(RELEVANT))
+    parser.add_argument("--candidates", default="",
+                        help="comma-separated subset of candidates (default: all relevant)")
+    parser.add_argument("--json", dest="json_out")
+    parser.add_argument("--instructions", metavar="CALLGRIND_OUT",
+                        help="count instructions (under callgrind, whose --callgrind-out-file "
+                             "is CALLGRIND_OUT) instead of CPU time")
+    args = parser.parse_args()
+    unit = "instructions" if args.instructions else "us CPU"
+    scale = 1e-6 if args.instructions else 1.0
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from idp import create_app
+
+    app = create_app()
+    creds = json.loads(Path(args.creds).read_text())
+    client = InProcessClient(app, app.config["IDP_ISSUER"])
+    scenarios = Scenarios(client, creds)
+    access_token = _code_flow(client, creds)["access_token"]
+    client.cookie = None
+    introspect_body = urlencode({"token": access_token,
+                                 "token_type_hint": "access_token"}).encode()
+    auth = {"Authorization": _basic(creds)}
+
+    def expect_200(status, _location, body):
+        if status != 200:
+            raise SystemExit(f"whatif: HTTP {status}: {body[:200]!r}")
+
+    calls = {
+        "client_credentials": scenarios.client_credentials,
+        "refresh": scenarios.refresh,
+        "discovery": lambda: expect_200(*client.call("GET", "/.well-known/openid-configuration")),
+        "jwks": lambda: expect_200(*client.call("GET", "/.well-known/jwks.json")),
+        "introspection": lambda: expect_200(*client.call("POST", "/oauth/introspect",
+                                                         introspect_body, auth)),
+    }
+    results = {}
+    for name in [s for s in args.scenarios.split(",") if s]:
+        fn = calls[name]
+        chosen = [c for c in args.candidates.split(",") if c] or RELEVANT[name]
+        variants = {"baseline": []} | {c: [c] for c in RELEVANT[name] if c in chosen}
+        if not args.candidates:
+            variants["all"] = ALL[name]
+        best: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for variant, candidates in variants.items():
+                with ExitStack() as stack:
+                    for candidate in candidates:
+                        stack.enter_context(CANDIDATES[candidate](app))
+                    for _ in range(50):
+                        fn()
+                    if args.instructions:
+                        cost = instructions_per_request(fn, args.requests, args.instructions)
+                    else:
+                        cost = cpu_per_request(fn, args.requests)
+                best[variant] = min(cost, best.get(variant, cost))
+        base = best["baseline"]
+        results[name] = best
+        if args.instructions:
+            print(f"{name}: baseline {base * scale:,.2f} M instructions/request")
+        else:
+            print(f"{name}: baseline {base:,.0f} us CPU/request ({1e6 / base:,.0f}/s per core)")
+        for variant, cost in best.items():
+            if variant == "baseline":
+                continue
+            rate = "" if args.instructions else f"  -> {1e6 / cost:,.0f}/s per core"
+            print(f"    {variant:30} {cost * scale:9,.2f} {unit}  {cost / base - 1:+6.1%}{rate}",
+                  flush=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""End-user self-service: profile, language, email address (see views.py)."""

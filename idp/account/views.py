@@ -1,0 +1,147 @@
+"""The account pages: profile, display language, and changing the email address.
+
+Changing the address needs a recent login (step-up): the session's last
+authentication (``auth_time``, or a password typed again on this page,
+``reauth_at``) must be under IDP_STEP_UP_MAX_AGE seconds old (10 minutes);
+otherwise the page asks for the current password too. The change itself waits
+for the new address to confirm (services/email_change.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.flows.signup_messages import field_errors, link_message
+from idp.models import Membership
+from idp.services import accounts, email_address, email_change
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+LOCALES = {"en": "English", "fr": "Français"}
+DEFAULT_STEP_UP = 600
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _login_required():
+    if g.user is None:
+        return redirect(url_for("flows.login"), code=303)
+    return None
+
+
+def recent_login(now: int | None = None) -> bool:
+    """Did this session authenticate (or re-enter the password) within the step-up window?"""
+    now = now or int(time.time())
+    window = int(current_app.config.get("IDP_STEP_UP_MAX_AGE", DEFAULT_STEP_UP))
+    last = max(int(session.get("auth_time") or 0), int(session.get("reauth_at") or 0))
+    return now - last <= window
+
+
+@bp.route("", methods=["GET"])
+def profile():
+    if (response := _login_required()) is not None:
+        return response
+    memberships = list(db.session.scalars(
+        select(Membership).where(Membership.user_id == g.user.id).order_by(Membership.id)))
+    return render_template("account/profile.html", user=g.user, memberships=memberships,
+                           email=email_address.display(g.user.email), locales=LOCALES,
+                           saved=request.args.get("saved") == "language")
+
+
+@bp.route("/language", methods=["POST"])
+def language():
+    if (response := _login_required()) is not None:
+        return response
+    choice = request.form.get("locale", "")
+    if choice not in LOCALES or choice not in current_app.config["IDP_LOCALES"]:
+        return redirect(url_for("account.profile"), code=303)
+    g.user.locale = choice
+    db.session.commit()
+    return redirect(url_for("account.profile", saved="language"), code=303)
+
+
+def _change_page(new_email: str = "", errors: dict | None = None, status: int = 200):
+    return render_template("account/change_email.html", new_email=new_email[:320],
+                           errors=field_errors(errors or {}), step_up=not recent_login(),
+                           email=email_address.display(g.user.email)), status
+
+
+@bp.route("/email", methods=["GET", "POST"])
+def change_email():
+    if (response := _login_required()) is not None:
+        return response
+    if request.method == "GET":
+        return _change_page()
+    new_email = request.form.get("new_email", "")
+    if not recent_login():
+        try:
+            user = accounts.authenticate(g.user.email, request.form.get("password", "")[:1024],
+                                         ip=request.remote_addr)
+        except accounts.InvalidCredentials:
+            return _change_page(new_email, {"password": "wrong"}, 400)
+        if user.id != g.user.id:
+            return _change_page(new_email, {"password": "wrong"}, 400)
+        db.session.commit()
+        session["reauth_at"] = int(time.time())
+    try:
+        email_change.request_change(g.user, new_email, ip=request.remote_addr)
+    except email_change.EmailChangeError as exc:
+        return _change_page(new_email, exc.errors, 400)
+    session["email_change_to"] = email_address.normalize(new_email)
+    return redirect(url_for("account.email_sent"), code=303)
+
+
+@bp.route("/email/sent")
+def email_sent():
+    if (response := _login_required()) is not None:
+        return response
+    pending = session.get("email_change_to")
+    if not pending:
+        return redirect(url_for("account.profile"), code=303)
+    return render_template("account/email_sent.html", new_email=email_address.display(pending),
+                           email=email_address.display(g.user.email))
+
+
+def _link_error(exc: email_change.ChangeLinkError):
+    if isinstance(exc, email_change.AddressTaken):
+        message = link_message(False)
+    else:
+        message = link_message(exc.expired)
+    return render_template("account/link_error.html", message=message), 400
+
+
+@bp.route("/email/confirm", methods=["GET", "POST"])
+def confirm_email():
+    token = request.values.get("token", "")
+    if request.method == "GET":
+        try:
+            row, _user = email_change.check_link(token)
+        except email_change.ChangeLinkError as exc:
+            return _link_error(exc)
+        return render_template("account/confirm_email.html", token=token,
+                               new_email=email_address.display(row.email))
+    try:
+        user = email_change.confirm_change(token, ip=request.remote_addr)
+    except email_change.ChangeLinkError as exc:
+        return _link_error(exc)
+    if g.user is not None and g.user.id == user.id:
+        session.pop("email_change_to", None)
+    return render_template("account/email_changed.html", new_email=email_address.display(user.email),
+                           signed_in=g.user is not None and g.user.id == user.id)

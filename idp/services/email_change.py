@@ -1,0 +1,124 @@
+"""Changing the email address of an account: effective only once the new address confirms.
+
+* ``request_change`` (after a recent login, checked by the page): the new
+  address gets a single-use ``email_change`` link, the current address a
+  notice naming the new one, masked. If the new address already belongs to
+  another account, the answer is the same, no link is sent and nothing
+  changes (no enumeration); the current address still gets its notice.
+* ``confirm_change`` uses the link once and switches the address (verified:
+  following the link proved it). Older links die with each new request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from idp.extensions import db
+from idp.models import AccountToken, User
+from idp.services import account_tokens, accounts, audit, email_address
+from idp.services.links import external_url
+
+PURPOSE = "email_change"
+DEFAULT_TTL = 24 * 3600
+EMAIL_WINDOW = 3600
+DEFAULT_EMAIL_LIMIT = 5
+
+
+class EmailChangeError(ValueError):
+    """Form problems: ``errors`` maps a field to a code."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(", ".join(f"{k}={v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class ChangeLinkError(Exception):
+    def __init__(self, reason: str, expired: bool = False):
+        super().__init__(reason)
+        self.expired = expired
+
+
+class AddressTaken(ChangeLinkError):
+    """The new address got an account between the request and the confirmation."""
+
+
+def change_ttl() -> int:
+    return int(current_app.config.get("IDP_EMAIL_CHANGE_TTL", DEFAULT_TTL))
+
+
+def _tenant_of(user: User):
+    return next(iter(accounts.tenants_of(user)), None)
+
+
+def request_change(user: User, new_email: str | None, *, ip: str | None = None,
+                   counter=None) -> str:
+    """Send the link and the notice. Commits. Returns sent, taken or throttled (same page)."""
+    from idp.mail import enqueue_message
+
+    try:
+        normalized = email_address.normalize(new_email)
+    except email_address.InvalidEmail as exc:
+        raise EmailChangeError({"new_email": exc.reason}) from exc
+    if normalized == user.email:
+        raise EmailChangeError({"new_email": "same"})
+    limit = int(current_app.config.get("IDP_EMAIL_CHANGE_LIMIT", DEFAULT_EMAIL_LIMIT))
+    key = f"email-change:{user.id}:" + hashlib.sha256(normalized.encode()).hexdigest()[:16]
+    if not accounts._counter(counter).hit(key, limit, EMAIL_WINDOW).allowed:
+        db.session.rollback()
+        return "throttled"
+    tenant = _tenant_of(user)
+    taken = accounts.get_by_email(normalized) is not None
+    if not taken:
+        ttl = change_ttl()
+        raw, _row = account_tokens.issue(PURPOSE, ttl=ttl, user=user, email=normalized)
+        enqueue_message("email_change_verify", normalized, locale=user.locale, tenant=tenant,
+                        link=external_url("account.confirm_email", token=raw),
+                        name=user.given_name)
+    enqueue_message("email_change_notice", user.email, locale=user.locale, tenant=tenant,
+                    new_email=normalized, name=user.given_name)
+    audit.record("email_change_requested", tenant_id=tenant.id if tenant else None,
+                 user_id=user.id, ip=ip)
+    db.session.commit()
+    return "taken" if taken else "sent"
+
+
+def check_link(raw: str | None) -> tuple[AccountToken, User]:
+    try:
+        row = account_tokens.peek(PURPOSE, raw)
+    except account_tokens.LinkExpired as exc:
+        raise ChangeLinkError("expired", expired=True) from exc
+    except account_tokens.LinkError as exc:
+        raise ChangeLinkError(str(exc)) from exc
+    user = db.session.get(User, row.user_id) if row.user_id is not None else None
+    if user is None or not user.active:
+        raise ChangeLinkError("no usable account")
+    return row, user
+
+
+def confirm_change(raw: str | None, *, ip: str | None = None) -> User:
+    """Use the link once and switch the address. Commits."""
+    row, user = check_link(raw)
+    other = accounts.get_by_email(row.email)
+    if other is not None and other.id != user.id:
+        raise AddressTaken("taken")
+    try:
+        account_tokens.consume(PURPOSE, raw)
+        old = user.email
+        user.email = row.email
+        user.email_verified = True
+        user.updated_at = int(time.time())
+        tenant = _tenant_of(user)
+        audit.record("email_changed", tenant_id=tenant.id if tenant else None, user_id=user.id,
+                     ip=ip, old_domain=old.rpartition("@")[2])
+        db.session.commit()
+    except account_tokens.LinkError as exc:
+        db.session.rollback()
+        raise ChangeLinkError(str(exc)) from exc
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise AddressTaken("taken") from exc
+    return user

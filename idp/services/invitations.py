@@ -1,0 +1,170 @@
+"""Accounts created by an operator and completed by the person (seeds 000, 001).
+
+``invite_user`` creates an inactive account (no password, email unverified)
+with its membership, and queues the bilingual welcome email whose "Complete
+Registration" link (purpose ``invite``, IDP_INVITE_TTL, 72 h by default) opens
+the set-password page. ``complete_invitation`` checks the tenant's password
+policy, uses the link once, activates the account, marks the email verified
+(following the link proved it) and queues the password_changed notice. It does
+not sign the person in: they sign in like everyone else, second factor included.
+
+An address that already has an account never gets a second one: the account
+gains the membership and its owner a notice (or, if they never completed their
+first invitation, a fresh welcome link).
+
+Nothing here commits except ``complete_invitation``; callers commit the account
+and its outbox rows together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import AccountToken, Membership, Tenant, User
+from idp.models.accounts import ROLES
+from idp.services import account_tokens, accounts, audit
+from idp.services.links import external_url
+
+PURPOSE = "invite"
+
+
+class InvitationError(Exception):
+    """The invitation cannot be sent or completed; ``expired`` tells an old link apart."""
+
+    def __init__(self, reason: str, expired: bool = False):
+        super().__init__(reason)
+        self.expired = expired
+
+
+@dataclass
+class Invitation:
+    user: User
+    created: bool  # False: the address already had an account
+    link: str | None = None  # the Complete Registration link, when one was sent
+
+
+def _welcome(user: User, tenant: Tenant | None) -> str:
+    """Issue a fresh invite link (older ones die) and queue the welcome email."""
+    from idp.mail import enqueue_message
+
+    ttl = current_app.config["IDP_INVITE_TTL"]
+    raw, _row = account_tokens.issue(PURPOSE, ttl=ttl, user=user, tenant=tenant)
+    link = external_url("invitation.complete", token=raw)
+    enqueue_message("welcome", user.email, locale=user.locale, tenant=tenant,
+                    link=link, expires_hours=max(1, ttl // 3600), user_email=user.email,
+                    name=user.given_name)
+    return link
+
+
+def invite_user(tenant: Tenant, email: str, role: str = "member", invited_by: User | None = None,
+                *, given_name: str | None = None, family_name: str | None = None,
+                locale: str | None = None) -> Invitation:
+    """Create (or reuse) the account, add the membership, queue the email. The caller commits."""
+    if role not in ROLES:
+        raise accounts.AccountError(f"role must be one of {', '.join(ROLES)}")
+    email = accounts.normalize_email(email)
+    if not accounts.is_plausible_email(email):
+        raise accounts.AccountError("invalid email address")
+    actor_id = invited_by.id if invited_by is not None else None
+    existing = accounts.get_by_email(email)
+    if existing is None:
+        user = accounts.create_user(email, None, tenant=tenant, role=role, email_verified=False,
+                                    active=False, given_name=given_name,
+                                    family_name=family_name, locale=locale)
+        link = _welcome(user, tenant)
+        audit.record("user_invited", tenant_id=tenant.id, user_id=user.id, actor_id=actor_id,
+                     role=role)
+        return Invitation(user, True, link)
+    _add_membership(existing, tenant, role)
+    audit.record("user_invited", tenant_id=tenant.id, user_id=existing.id, actor_id=actor_id,
+                 role=role, existing=True)
+    if _pending(existing):
+        return Invitation(existing, False, _welcome(existing, tenant))
+    if existing.active:
+        _notice(existing, tenant)
+    return Invitation(existing, False)
+
+
+def _pending(user: User) -> bool:
+    """Invited, never completed: inactive and without a password."""
+    return not user.active and not user.password_hash
+
+
+def _add_membership(user: User, tenant: Tenant, role: str) -> None:
+    found = db.session.scalar(select(Membership).where(Membership.user_id == user.id,
+                                                       Membership.tenant_id == tenant.id))
+    if found is None:
+        db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role=role))
+        db.session.flush()
+        db.session.refresh(user, ["memberships"])
+
+
+def _notice(user: User, tenant: Tenant) -> None:
+    """The owner of an existing account learns they were added: sign in or reset."""
+    from idp.mail import enqueue_message
+
+    enqueue_message("account_exists_notice", user.email, locale=user.locale, tenant=tenant,
+                    login_link=external_url("flows.login"),
+                    reset_link=external_url("recovery.forgot"))
+
+
+def resend_invitation(user: User, tenant: Tenant | None = None) -> str:
+    """A new Complete Registration link (the older ones die). The caller commits."""
+    if not _pending(user):
+        raise InvitationError("the invitation was already completed")
+    if tenant is None:
+        last = db.session.scalar(select(AccountToken).where(
+            AccountToken.user_id == user.id, AccountToken.purpose == PURPOSE)
+            .order_by(AccountToken.id.desc()).limit(1))
+        tenant = db.session.get(Tenant, last.tenant_id) if last and last.tenant_id else None
+        tenant = tenant or next(iter(accounts.tenants_of(user)), None)
+    audit.record("invitation_resent", tenant_id=tenant.id if tenant else None, user_id=user.id)
+    return _welcome(user, tenant)
+
+
+def check_link(raw: str | None) -> tuple[User, Tenant | None]:
+    """The invited account (and tenant) behind a live link, without using it."""
+    try:
+        row = account_tokens.peek(PURPOSE, raw)
+    except account_tokens.LinkExpired as exc:
+        raise InvitationError("expired", expired=True) from exc
+    except account_tokens.LinkError as exc:
+        raise InvitationError(str(exc)) from exc
+    user = db.session.get(User, row.user_id) if row.user_id is not None else None
+    if user is None or not _pending(user):
+        raise InvitationError("no pending account")
+    tenant = db.session.get(Tenant, row.tenant_id) if row.tenant_id is not None else None
+    return user, tenant
+
+
+def complete_invitation(raw: str | None, password: str, *, ip: str | None = None) -> User:
+    """Set the first password and activate the account. Commits.
+
+    Raises InvitationError (bad link) or accounts.WeakPassword (nothing changed,
+    the link still works). No session is created here.
+    """
+    from idp.services import recovery
+
+    user, tenant = check_link(raw)
+    accounts.set_password(user, password, accounts.password_policy_for(user, [tenant] if tenant
+                                                                       else []))
+    try:
+        account_tokens.consume(PURPOSE, raw)
+    except account_tokens.LinkError as exc:
+        db.session.rollback()
+        raise InvitationError(str(exc)) from exc
+    user.active = True
+    user.email_verified = True
+    recovery.finish_password_change(user, "invitation_completed", ip=ip)
+    db.session.commit()
+    accounts.clear_failures(user.id)
+    return user
+
+
+def policy_for_link(user: User, tenant: Tenant | None):
+    """The policy the set-password page shows: the one complete_invitation checks."""
+    return accounts.password_policy_for(user, [tenant] if tenant else [])

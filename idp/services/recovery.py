@@ -1,0 +1,187 @@
+"""Forgotten password (seeds 002, 004): a reset link by email, then a new password.
+
+* ``request_reset`` answers nothing: the page says the same thing whether or
+  not the address has an account, and the work done is close to the same (one
+  lookup, one counter hit, for every address). A reset link goes only to an
+  active account; a pending invitation gets its welcome email again instead.
+  At most IDP_FORGOT_EMAIL_LIMIT emails per address per hour, and none within a
+  minute of the previous one (a double click), silently.
+* The link: 256 random bits, only its SHA-256 stored, single use, IDP_RESET_TTL
+  (1 h), and a newer link kills the older ones (services/account_tokens.py);
+  built from IDP_ISSUER, never from the Host header (services/links.py).
+* ``reset_password``: policy checked server side; then, in one transaction, the
+  link is used, the password set, the lock cleared, the address marked verified
+  (the link was read there), every browser session and
+  every refresh/access token of the user revoked, the change audited and a
+  notice queued. No automatic login: the person signs in again (MFA included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from flask import current_app
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import AccountToken, User
+from idp.services import account_tokens, accounts, audit
+from idp.services.links import external_url
+
+PURPOSE = "reset_password"
+EMAIL_WINDOW = 3600
+# A second request this soon after a link was sent (a double click) sends nothing:
+# a new link would kill the one already on its way.
+RESEND_INTERVAL = 60
+
+
+class ResetError(Exception):
+    """The link cannot be used (unknown, used, superseded, expired, or its account is gone)."""
+
+    def __init__(self, reason: str, expired: bool = False):
+        super().__init__(reason)
+        self.expired = expired
+
+
+def issue_reset_link(user: User) -> str:
+    """A new reset link for this user (older ones die). Adds to the session; no commit."""
+    ttl = current_app.config["IDP_RESET_TTL"]
+    raw, _row = account_tokens.issue(PURPOSE, ttl=ttl, user=user)
+    return external_url("recovery.reset", token=raw)
+
+
+def _tenant_of(user: User):
+    return next(iter(accounts.tenants_of(user)), None)
+
+
+def send_reset_email(user: User) -> None:
+    """Issue a link and queue the password_reset email. The caller commits."""
+    link = issue_reset_link(user)
+    minutes = max(1, current_app.config["IDP_RESET_TTL"] // 60)
+    from idp.mail import enqueue_message
+
+    enqueue_message("password_reset", user.email, locale=user.locale, tenant=_tenant_of(user),
+                    link=link, expires_minutes=minutes)
+
+
+def send_locked_notice(user: User, tenant=None) -> None:
+    """The account_locked email: what happened and a reset link (a reset unlocks).
+
+    A message that cannot be built is logged; the lock holds either way.
+    """
+    from idp.mail import MailError, enqueue_message
+
+    try:
+        with db.session.begin_nested():
+            enqueue_message("account_locked", user.email, locale=user.locale,
+                            tenant=tenant or _tenant_of(user), reset_link=issue_reset_link(user))
+    except MailError:
+        current_app.logger.exception("no account_locked email for user %s", user.id)
+
+
+def _eligible(user: User | None) -> str | None:
+    """What to send: a reset link, the invitation again, or nothing (same page either way)."""
+    if user is None:
+        return None
+    if user.active and user.password_hash:
+        return "reset"
+    if not user.active and not user.password_hash and user.memberships:
+        return "invitation"  # invited, never completed: the welcome email again
+    return None  # disabled (or awaiting its own confirmation): nothing to send
+
+
+def request_reset(email: str, *, ip: str | None = None, counter=None) -> None:
+    """Send a reset link if the address has an eligible account. Commits. Says nothing."""
+    normalized = accounts.normalize_email(email)
+    key = "forgot:" + hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+    decision = accounts._counter(counter).hit(  # commits with the database counter
+        key, current_app.config["IDP_FORGOT_EMAIL_LIMIT"], EMAIL_WINDOW)
+    user = accounts.get_by_email(normalized) if accounts.is_plausible_email(normalized) else None
+    action = _eligible(user)
+    if action is None or not decision.allowed or _just_sent(user, action):
+        db.session.rollback()
+        return
+    from idp.mail import MailError
+
+    try:
+        if action == "reset":
+            send_reset_email(user)
+            audit.record("password_reset_requested", user_id=user.id, ip=ip)
+        else:
+            from idp.services import invitations
+
+            invitations.resend_invitation(user)
+    except MailError:
+        # Never a different answer (an error page would tell the address exists).
+        current_app.logger.exception("no reset email for user %s", user.id)
+        db.session.rollback()
+        return
+    db.session.commit()
+
+
+def _just_sent(user: User, action: str) -> bool:
+    purpose = PURPOSE if action == "reset" else "invite"
+    recent = db.session.scalar(select(AccountToken.id).where(
+        AccountToken.user_id == user.id, AccountToken.purpose == purpose,
+        AccountToken.used_at.is_(None),
+        AccountToken.created_at > int(time.time()) - RESEND_INTERVAL).limit(1))
+    return recent is not None
+
+
+def check_link(raw: str | None) -> User:
+    """The account behind a live reset link, without using it (to render the page)."""
+    try:
+        row = account_tokens.peek(PURPOSE, raw)
+    except account_tokens.LinkExpired as exc:
+        raise ResetError("expired", expired=True) from exc
+    except account_tokens.LinkError as exc:
+        raise ResetError(str(exc)) from exc
+    user = db.session.get(User, row.user_id) if row.user_id is not None else None
+    if user is None or not user.active:
+        raise ResetError("no usable account")
+    return user
+
+
+def reset_password(raw: str | None, password: str, *, ip: str | None = None,
+                   counter=None) -> User:
+    """Use the link once and set the password. Commits.
+
+    Raises ResetError (bad link) or accounts.WeakPassword (nothing changed, the
+    link still works).
+    """
+    user = check_link(raw)
+    accounts.set_password(user, password)  # raises WeakPassword before anything is used
+    try:
+        account_tokens.consume(PURPOSE, raw)
+    except account_tokens.LinkError as exc:
+        db.session.rollback()
+        raise ResetError(str(exc)) from exc
+    user.email_verified = True  # the link was read in that mailbox
+    finish_password_change(user, "password_reset", ip=ip)
+    db.session.commit()
+    accounts.clear_failures(user.id, counter)
+    return user
+
+
+def finish_password_change(user: User, event: str, *, ip: str | None = None) -> None:
+    """Everything that follows a new password: sessions and tokens die, audit, notice.
+
+    Adds to the session; the caller commits.
+    """
+    from idp.mail import enqueue_message
+    from idp.services.sessions import revoke_user_sessions
+    from idp.services.tokens import revoke_user_tokens
+
+    user.locked_at = None
+    revoke_user_sessions(user.id)
+    revoke_user_tokens(user.id)
+    tenant = _tenant_of(user)
+    audit.record(event, tenant_id=tenant.id if tenant else None, user_id=user.id, ip=ip)
+    enqueue_message("password_changed", user.email, locale=user.locale, tenant=tenant,
+                    when=int(time.time()), reset_link=issue_forgot_url())
+
+
+def issue_forgot_url() -> str:
+    """Where to go if the change was not theirs: the forgot-password page."""
+    return external_url("recovery.forgot")

@@ -1,0 +1,106 @@
+"""Self-registration at a tenant in a real browser, reading the real mail (seed 002)."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.extensions import db
+from tests.browser.pages import assert_page_ok, sign_in
+from tests.smtp import link_to, text_of
+
+pytestmark = pytest.mark.browser
+PASSWORD = "Tulip-Orbit-47!"
+EMAIL = "newcomer@example.com"
+
+
+@pytest.fixture
+def tenant(factory):
+    tenant = factory.tenant("acme", "Acme Fleet")
+    tenant.settings = {"support_email": "help@acme.example", "brand_color": "#7a1f5c"}
+    db.session.commit()
+    return tenant
+
+
+def _fill_password(page, password, confirm=None):
+    page.get_by_label("New password", exact=True).fill(password)
+    page.get_by_label("Confirm new password", exact=True).fill(password if confirm is None
+                                                                else confirm)
+
+
+def test_register_confirm_and_sign_in(page, live_server, app, smtp, tenant):
+    page.goto(f"{live_server.url}/t/acme/login")
+    page.locator(".tenant-name", has_text="Acme Fleet").wait_for()
+    page.get_by_role("link", name="help@acme.example").wait_for()
+    assert_page_ok(page, "tenant login")
+
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_role("heading", name="Create an account").wait_for()
+    assert_page_ok(page, "register")
+
+    # A mistake first: the confirmation differs.
+    page.get_by_label("Email address", exact=True).fill(EMAIL)
+    _fill_password(page, PASSWORD, PASSWORD + "x")
+    page.get_by_role("button", name="Create my account").click()
+    page.get_by_role("alert").filter(has_text="The two passwords do not match.").wait_for()
+    assert page.title().startswith("Error:")
+    assert page.get_by_label("Email address", exact=True).input_value() == EMAIL
+    assert_page_ok(page, "register error")
+
+    _fill_password(page, PASSWORD)
+    page.get_by_role("button", name="Create my account").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    page.get_by_text("spam").wait_for()
+    assert_page_ok(page, "check your email")
+
+    first = smtp.wait_for(app, EMAIL)
+    assert first["Subject"] == "Confirm your email address"
+    page.get_by_role("button", name="Send the link again").click()
+    page.get_by_role("status").filter(has_text="A new link is on its way").wait_for()
+    second = smtp.wait_for(app, EMAIL, count=2)
+    old_link, link = link_to(first, "/verify-email"), link_to(second, "/verify-email")
+    assert old_link != link
+
+    # Not active yet: signing in fails like a wrong password.
+    page.goto(f"{live_server.url}/t/acme/login")
+    sign_in(page, email=EMAIL, password=PASSWORD)
+    page.get_by_role("alert").filter(has_text="Incorrect email address or password.").wait_for()
+
+    page.goto(old_link)
+    page.get_by_role("heading", name="This link cannot be used").wait_for()
+    assert_page_ok(page, "superseded link")
+
+    page.goto(link)
+    page.get_by_role("heading", name="Confirm your email address").wait_for()
+    assert_page_ok(page, "confirm")
+    page.get_by_role("button", name="Activate my account").click()
+    page.get_by_role("heading", name="Your account is active").wait_for()
+    assert_page_ok(page, "active")
+
+    page.get_by_role("link", name="Sign in").click()
+    page.wait_for_url(f"{live_server.url}/t/acme/login")
+    sign_in(page, email=EMAIL, password=PASSWORD)
+    page.get_by_text(f"Signed in as {EMAIL}").wait_for()
+
+
+def test_an_existing_address_gets_a_notice(page, live_server, app, smtp, tenant, factory):
+    factory.user("alice@example.com", tenant=tenant)
+    page.goto(f"{live_server.url}/t/acme/register")
+    page.get_by_label("Email address", exact=True).fill("alice@example.com")
+    _fill_password(page, PASSWORD)
+    page.get_by_role("button", name="Create my account").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    notice = smtp.wait_for(app, "alice@example.com")
+    assert notice["Subject"] == "You already have an account"
+    assert "/t/acme/login" in text_of(notice)
+
+
+def test_closed_registration(page, live_server, tenant):
+    tenant.self_registration = False
+    db.session.commit()
+    page.goto(f"{live_server.url}/t/acme/login")
+    page.get_by_role("heading", name="Sign in").wait_for()
+    assert page.get_by_role("link", name="Create an account").count() == 0
+    response = page.goto(f"{live_server.url}/t/acme/register")
+    assert response.status == 403
+    page.get_by_role("alert").filter(has_text="contact your service provider").wait_for()
+    assert_page_ok(page, "registration closed")

@@ -1,0 +1,243 @@
+"""Client authentication at the token endpoint (RFC 6749 2.3 and 5.2, RFC 7523, OIDC Core 9).
+
+Bad credentials are `invalid_client`; with HTTP Basic the answer is 401 with a
+`WWW-Authenticate: Basic` challenge. private_key_jwt assertions are verified with the
+client's registered keys and accepted once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+import requests
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+from idp.extensions import db
+from tests.http.helpers import b64, decode
+from tests.support import basic_auth
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def _invalid_client(response, status=None):
+    assert response.status_code in ((status,) if status else (400, 401)), response.status_code
+    assert response.get_json()["error"] == "invalid_client"
+    assert response.headers["Cache-Control"] == "no-store"
+    return response
+
+
+def _basic_challenge(response):
+    _invalid_client(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def _cc(client, headers=None, **form):
+    return client.post("/oauth/token", data={"grant_type": "client_credentials", **form},
+                       headers=headers or {})
+
+
+def test_basic_with_the_right_secret(client, rp):
+    response = _cc(client, basic_auth(rp.client_id, rp.client_secret))
+    assert response.status_code == 200
+
+
+def test_basic_with_a_wrong_secret_is_401_with_a_challenge(client, rp):
+    _basic_challenge(_cc(client, basic_auth(rp.client_id, rp.client_secret + "x")))
+
+
+def test_basic_for_an_unknown_client_is_401(client, rp):
+    _basic_challenge(_cc(client, basic_auth("nobody", "secret")))
+
+
+@pytest.mark.parametrize("header", [
+    "Basic " + b64(b"\xff\xfe:\xff"),  # not UTF-8
+    "Basic !!!not-base64!!!",
+    "Basic " + b64(b"no-colon-here"),
+    "Basic " + b64(b":"),
+    "Basic ",
+    "Basic " + b64(("x" * 5000 + ":y").encode()),
+])
+def test_malformed_basic_header_is_invalid_client(client, rp, header):
+    _invalid_client(_cc(client, {"Authorization": header}))
+
+
+def test_secret_with_reserved_characters_round_trips(client, factory, alice):
+    # RFC 6749 2.3.1: Basic credentials are form-urlencoded first; ours are URL-safe anyway.
+    rp = factory.client()
+    assert rp.client_secret == requests.utils.quote(rp.client_secret, safe="")
+
+
+def test_post_with_a_wrong_secret_is_invalid_client(client, factory, alice):
+    rp = factory.client(auth_method="client_secret_post")
+    ok = _cc(client, client_id=rp.client_id, client_secret=rp.client_secret)
+    assert ok.status_code == 200
+    _invalid_client(_cc(client, client_id=rp.client_id, client_secret="wrong"))
+
+
+def test_a_client_uses_its_registered_method_only(client, factory, rp):
+    # rp is registered for client_secret_basic: the same secret in the body is refused.
+    _invalid_client(_cc(client, client_id=rp.client_id, client_secret=rp.client_secret))
+    post_client = factory.client(auth_method="client_secret_post")
+    _invalid_client(_cc(client, basic_auth(post_client.client_id, post_client.client_secret)))
+
+
+def test_confidential_client_without_credentials_is_invalid_client(client, rp):
+    _invalid_client(_cc(client, client_id=rp.client_id))
+
+
+def test_public_client_cannot_use_client_credentials(client, native):
+    _invalid_client(_cc(client, client_id=native.client_id))
+
+
+def test_secrets_are_stored_hashed(rp):
+    from sqlalchemy import select
+
+    from idp.models import Client
+
+    row = db.session.scalar(select(Client).where(Client.client_id == rp.client_id))
+    assert row.secret_hash and rp.client_secret not in row.secret_hash
+
+
+# --- private_key_jwt --------------------------------------------------------------
+
+
+class KeyClient:
+    """A client registered with the public half of a key generated here."""
+
+    def __init__(self, app, factory, key, alg):
+        from idp.services.clients import create_client
+
+        self.key, self.alg = key, alg
+        registered = create_client(
+            "Key client", ["https://keys.example.com/cb"], auth_method="private_key_jwt",
+            jwks={"keys": [key.as_dict(private=False)]}, tenant=factory.tenant(),
+            grant_types=["client_credentials", "authorization_code"])
+        db.session.commit()
+        self.client_id = registered.client.client_id
+        self.issuer = app.config["IDP_ISSUER"]
+
+    def assertion(self, key=None, header=None, **claims) -> str:
+        now = int(time.time())
+        body = {"iss": self.client_id, "sub": self.client_id,
+                "aud": f"{self.issuer}/oauth/token", "iat": now, "exp": now + 60,
+                "jti": secrets.token_urlsafe(12)}
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        header = header or {"alg": self.alg, "kid": self.key.kid}
+        return jwt.encode(header, body, key or self.key)
+
+    def form(self, assertion: str, **extra) -> dict:
+        return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion, **extra}
+
+
+@pytest.fixture(params=["ES256", "RS256"])
+def key_client(request, app, factory):
+    alg = request.param
+    key = (ECKey.generate_key("P-256", private=True, parameters={"kid": "k-ec"}) if alg == "ES256"
+           else RSAKey.generate_key(2048, private=True, parameters={"kid": "k-rsa"}))
+    return KeyClient(app, factory, key, alg)
+
+
+def test_private_key_jwt_authenticates(client, key_client):
+    response = _cc(client, **key_client.form(key_client.assertion()))
+    assert response.status_code == 200, response.get_json()
+    claims = decode(client, response.get_json()["access_token"]).claims
+    assert claims["client_id"] == key_client.client_id == claims["sub"]
+
+
+def test_private_key_jwt_accepts_the_issuer_as_audience(client, key_client):
+    assertion = key_client.assertion(aud=key_client.issuer)
+    assert _cc(client, **key_client.form(assertion)).status_code == 200
+
+
+def test_assertion_is_accepted_once(client, key_client):
+    assertion = key_client.assertion()
+    assert _cc(client, **key_client.form(assertion)).status_code == 200
+    _invalid_client(_cc(client, **key_client.form(assertion)))
+
+
+def test_assertion_is_spent_even_when_the_request_fails(app, factory, live_server):
+    """Seen in production conditions: the request's transaction is rolled back on error
+    (and introspection never commits), so the jti must be recorded on its own."""
+    key = ECKey.generate_key("P-256", private=True, parameters={"kid": "k"})
+    key_client = KeyClient(app, factory, key, "ES256")
+    base = live_server.url.replace("localhost", "127.0.0.1")
+    assertion = key_client.assertion()
+    failed = requests.post(f"{base}/oauth/token", timeout=10, data=key_client.form(
+        assertion, grant_type="authorization_code", code="bogus", redirect_uri="x"))
+    assert failed.json()["error"] == "invalid_grant"  # authenticated, then refused
+    replay = requests.post(f"{base}/oauth/token", timeout=10,
+                           data=key_client.form(assertion, grant_type="client_credentials"))
+    assert replay.status_code in (400, 401) and replay.json()["error"] == "invalid_client"
+
+    assertion = key_client.assertion(aud=key_client.issuer)
+    first = requests.post(f"{base}/oauth/introspect", timeout=10,
+                          data=key_client.form(assertion, token="x"))
+    assert first.status_code == 200
+    again = requests.post(f"{base}/oauth/introspect", timeout=10,
+                          data=key_client.form(assertion, token="x"))
+    assert again.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("claims", [
+    {"aud": "https://someone-else.example.com/token"},
+    {"aud": None},
+    {"exp": None},
+    {"exp": 1},
+    {"iss": "someone-else"},
+    {"sub": None},
+    {"sub": 12},
+    {"jti": None},
+    {"nbf": 4_000_000_000},
+], ids=lambda c: next(iter(c)) + "=" + str(next(iter(c.values()))))
+def test_bad_assertion_claims_are_invalid_client(client, key_client, claims):
+    _invalid_client(_cc(client, **key_client.form(key_client.assertion(**claims))))
+
+
+def test_assertion_signed_by_another_key_is_invalid_client(client, key_client):
+    other = ECKey.generate_key("P-256", private=True, parameters={"kid": key_client.key.kid})
+    forged = key_client.assertion(key=other, header={"alg": "ES256", "kid": key_client.key.kid})
+    _invalid_client(_cc(client, **key_client.form(forged)))
+
+
+def test_unsigned_assertion_is_invalid_client(client, key_client):
+    import base64
+    import json
+
+    def part(value):
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    unsigned = ".".join([part({"alg": "none"}), part({
+        "iss": key_client.client_id, "sub": key_client.client_id, "jti": "j",
+        "aud": f"{key_client.issuer}/oauth/token", "exp": now + 60}), ""])
+    _invalid_client(_cc(client, **key_client.form(unsigned)))
+
+
+@pytest.mark.parametrize("assertion", ["not-a-jwt", "a.b.c", "..", "é.é.é", "x" * 10_000,
+                                       "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOjF9.AAAA"])
+def test_malformed_assertion_is_invalid_client(client, key_client, assertion):
+    _invalid_client(_cc(client, **key_client.form(assertion)))
+
+
+def test_wrong_assertion_type_is_invalid_client(client, key_client):
+    form = key_client.form(key_client.assertion())
+    form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"
+    _invalid_client(_cc(client, **form))
+
+
+def test_secret_client_cannot_use_an_assertion(client, factory, rp):
+    # A client registered for a secret cannot switch to keys it never registered.
+    key = ECKey.generate_key("P-256", private=True, parameters={"kid": "k"})
+    now = int(time.time())
+    from tests.support import RegisteredClient  # noqa: F401 - documentation of the shape
+
+    assertion = jwt.encode({"alg": "ES256", "kid": "k"}, {
+        "iss": rp.client_id, "sub": rp.client_id, "jti": "j1", "exp": now + 60,
+        "aud": f"{client.application.config['IDP_ISSUER']}/oauth/token"}, key)
+    _invalid_client(_cc(client, client_assertion_type=ASSERTION_TYPE, client_assertion=assertion))

@@ -1,0 +1,69 @@
+"""Discovery (OIDC Discovery 1.0, RFC 8414) and the JWKS: what relying parties trust."""
+
+from __future__ import annotations
+
+import pytest
+from joserfc.jwk import KeySet
+
+from tests.http.helpers import decode
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
+
+
+def test_discovery_describes_this_server(app, client):
+    response = client.get("/.well-known/openid-configuration")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    config = response.get_json()
+    issuer = app.config["IDP_ISSUER"]
+    assert config["issuer"] == issuer
+    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+                 "revocation_endpoint", "introspection_endpoint", "end_session_endpoint"):
+        assert config[name].startswith(issuer + "/"), name
+        path = config[name][len(issuer):]
+        assert client.options(path).status_code != 404, path
+
+
+def test_discovery_advertises_only_what_is_safe(client):
+    config = client.get("/.well-known/openid-configuration").get_json()
+    assert config["response_types_supported"] == ["code"]
+    assert config["code_challenge_methods_supported"] == ["S256"]
+    assert set(config["grant_types_supported"]) <= {"authorization_code", "refresh_token",
+                                                    "client_credentials"}
+    assert "none" not in config["id_token_signing_alg_values_supported"]
+    assert "none" not in config["token_endpoint_auth_signing_alg_values_supported"]
+    assert config["authorization_response_iss_parameter_supported"] is True
+    assert config["request_parameter_supported"] is False
+    assert "none" not in config["introspection_endpoint_auth_methods_supported"]
+    assert config["backchannel_logout_supported"] is True
+    assert config["backchannel_logout_session_supported"] is True
+
+
+def test_jwks_publishes_public_keys_only(client):
+    response = client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert "public" in response.headers["Cache-Control"]
+    keys = response.get_json()["keys"]
+    assert keys
+    kids = [key["kid"] for key in keys]
+    assert len(kids) == len(set(kids))
+    for key in keys:
+        assert not PRIVATE_MEMBERS & set(key), key["kid"]
+        assert key["use"] == "sig" and key["alg"] in ("RS256", "ES256")
+    KeySet.import_key_set({"keys": keys})  # every key parses
+
+
+def test_tokens_are_signed_by_published_keys(client, driver, rp):
+    tokens = driver.tokens(rp)
+    published = {key["kid"] for key in client.get("/.well-known/jwks.json").get_json()["keys"]}
+    for name in ("id_token", "access_token"):
+        token = decode(client, tokens[name])
+        assert token.header["kid"] in published
+        assert token.header["alg"] != "none"
+
+
+def test_id_token_alg_follows_the_client(client, factory, driver, alice):
+    rp = factory.client(id_token_alg="ES256")
+    token = decode(client, driver.tokens(rp)["id_token"])
+    assert token.header["alg"] == "ES256"

@@ -1,0 +1,339 @@
+"""OIDC request parameters (OIDC Core 3.1.2.1): prompt, max_age, id_token_hint, claims,
+ui_locales, login_hint, response_mode, and consent."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import pytest
+
+from tests.http.helpers import assert_error_redirect, decode
+from tests.support import PASSWORD, csrf_of, pkce_pair, query_of
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
+
+def _authorize(driver, rp, **params):
+    _, challenge = pkce_pair()
+    params.setdefault("code_challenge", challenge)
+    params.setdefault("code_challenge_method", "S256")
+    return driver.authorize(rp, **params)
+
+
+def _is_login(response) -> bool:
+    return response.status_code == 303 and response.headers["Location"].startswith("/login")
+
+
+def _is_code(response, rp) -> bool:
+    return (response.status_code in (302, 303)
+            and response.headers["Location"].startswith(rp.redirect_uri + "?")
+            and "code" in query_of(response.headers["Location"]))
+
+
+# --- prompt=none --------------------------------------------------------------------
+
+
+def test_prompt_none_without_session_is_login_required(app, driver, rp):
+    response = _authorize(driver, rp, prompt="none", state="pn")
+    assert_error_redirect(response, rp.redirect_uri, "login_required", state="pn",
+                          issuer=app.config["IDP_ISSUER"])
+
+
+def test_prompt_none_with_session_issues_a_code(driver, rp):
+    driver.sign_in()
+    assert _is_code(_authorize(driver, rp, prompt="none"), rp)
+
+
+def test_prompt_none_without_consent_is_consent_required(app, factory, driver, alice):
+    third_party = factory.client(require_consent=True)
+    driver.sign_in()
+    response = _authorize(driver, third_party, prompt="none", state="c")
+    assert_error_redirect(response, third_party.redirect_uri, "consent_required", state="c",
+                          issuer=app.config["IDP_ISSUER"])
+
+
+def test_prompt_none_after_consent_issues_a_code(factory, driver, alice):
+    third_party = factory.client(require_consent=True)
+    driver.sign_in()
+    _consent(driver, _authorize(driver, third_party, scope="openid email"), "allow")
+    assert _is_code(_authorize(driver, third_party, prompt="none", scope="openid email"),
+                    third_party)
+    # More scope than consented to needs the person again.
+    wider = _authorize(driver, third_party, prompt="none", scope="openid email profile")
+    assert query_of(wider.headers["Location"])["error"] == "consent_required"
+
+
+def test_prompt_none_with_two_organisations_is_account_selection_required(app, factory,
+                                                                           driver, alice):
+    shared = factory.client(shared=True)
+    _second_membership(factory, alice)
+    driver.sign_in()
+    response = _authorize(driver, shared, prompt="none", state="a")
+    assert_error_redirect(response, shared.redirect_uri, "account_selection_required",
+                          state="a", issuer=app.config["IDP_ISSUER"])
+
+
+# --- fresh login -----------------------------------------------------------------------
+
+
+def test_prompt_login_forces_a_login(client, driver, rp):
+    driver.sign_in()
+    assert _is_code(_authorize(driver, rp), rp)
+    response = _authorize(driver, rp, prompt="login")
+    assert _is_login(response)
+    after = driver.follow(driver.login(response))
+    assert _is_code(after, rp)
+
+
+def test_max_age_zero_forces_a_fresh_login(client, driver, rp):
+    driver.sign_in()  # this very second
+    response = _authorize(driver, rp, max_age="0")
+    assert _is_login(response)
+    assert _is_code(driver.follow(driver.login(response)), rp)
+
+
+def test_max_age_forces_a_login_once_exceeded(app, client, driver, rp, clock):
+    driver.sign_in()
+    assert _is_code(_authorize(driver, rp, max_age="300"), rp)
+    clock.advance(301)
+    response = _authorize(driver, rp, max_age="300")
+    assert _is_login(response)
+    assert _is_code(driver.follow(driver.login(response)), rp)
+
+
+def test_auth_time_reflects_the_fresh_login(app, client, driver, rp, clock):
+    first = decode(client, driver.tokens(rp)["id_token"]).claims["auth_time"]
+    clock.advance(600)
+    second = decode(client, driver.tokens(rp, max_age="60")["id_token"]).claims
+    assert second["auth_time"] >= first + 600
+
+
+def test_id_token_hint_of_another_user_forces_a_login(client, factory, driver, rp, alice):
+    factory.user("bob@example.com")
+    bobs_id_token = driver.tokens(rp, email="bob@example.com")["id_token"]
+    assert decode(client, bobs_id_token).claims["sub"] != alice.sub
+    driver.sign_in("alice@example.com")
+    assert _is_code(_authorize(driver, rp), rp)
+    response = _authorize(driver, rp, id_token_hint=bobs_id_token)
+    assert _is_login(response)
+    with_prompt_none = _authorize(driver, rp, id_token_hint=bobs_id_token, prompt="none")
+    assert query_of(with_prompt_none.headers["Location"])["error"] == "login_required"
+
+
+def test_id_token_hint_of_the_signed_in_user_needs_no_login(client, driver, rp):
+    id_token = driver.tokens(rp)["id_token"]
+    assert _is_code(_authorize(driver, rp, id_token_hint=id_token, prompt="none"), rp)
+
+
+def test_expired_id_token_hint_is_still_a_hint(app, client, driver, rp, clock):
+    id_token = driver.tokens(rp)["id_token"]
+    clock.advance(app.config["IDP_ID_TOKEN_TTL"] + 60)
+    assert _is_code(_authorize(driver, rp, id_token_hint=id_token, prompt="none"), rp)
+
+
+# --- organisations -----------------------------------------------------------------------
+
+
+def _second_membership(factory, user):
+    from idp.extensions import db
+    from idp.models import Membership
+
+    beta = factory.tenant("beta", "Beta Logistics")
+    db.session.add(Membership(user_id=user.id, tenant_id=beta.id, role="admin"))
+    db.session.commit()
+    return beta
+
+
+def test_select_account_shows_the_picker(client, factory, driver, alice):
+    shared = factory.client(shared=True)
+    beta = _second_membership(factory, alice)
+    driver.sign_in()
+    response = driver.follow(_authorize(driver, shared, prompt="select_account"))
+    assert response.status_code == 200 and "Beta Logistics" in response.text
+    assert "Acme" in response.text
+    flow = re.search(r'action="([^"]*select-tenant[^"]*)"', response.text).group(1)
+    chosen = client.post(html.unescape(flow), data={"tenant": str(beta.id),
+                                                    "csrf_token": csrf_of(response.text)})
+    result = driver.follow(chosen)
+    assert _is_code(result, shared)
+
+
+def test_select_account_choice_reaches_the_tokens(client, factory, driver, alice):
+    shared = factory.client(shared=True)
+    beta = _second_membership(factory, alice)
+    verifier, challenge = pkce_pair()
+    response = driver.follow(driver.login(driver.authorize(
+        shared, code_challenge=challenge, code_challenge_method="S256")))
+    assert response.status_code == 200, "two memberships: the picker comes first"
+    flow = html.unescape(re.search(r'action="([^"]*select-tenant[^"]*)"', response.text).group(1))
+    result = driver.follow(client.post(flow, data={"tenant": str(beta.id),
+                                                   "csrf_token": csrf_of(response.text)}))
+    code = query_of(result.headers["Location"])["code"]
+    tokens = driver.exchange(shared, {"code": code, "_verifier": verifier}).get_json()
+    claims = decode(client, tokens["id_token"]).claims
+    assert claims["org_slug"] == "beta" and claims["org_role"] == "admin"
+
+
+def test_picker_refuses_an_organisation_not_offered(client, factory, driver, alice):
+    shared = factory.client(shared=True)
+    _second_membership(factory, alice)
+    other = factory.tenant("gamma", "Gamma")
+    driver.sign_in()
+    page = driver.follow(_authorize(driver, shared, prompt="select_account"))
+    flow = html.unescape(re.search(r'action="([^"]*select-tenant[^"]*)"', page.text).group(1))
+    refused = client.post(flow, data={"tenant": str(other.id), "csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 400 and "Location" not in refused.headers
+
+
+def test_organization_parameter_skips_the_picker(client, factory, driver, alice):
+    shared = factory.client(shared=True)
+    _second_membership(factory, alice)
+    driver.sign_in()
+    response = _authorize(driver, shared, organization="beta")
+    assert _is_code(response, shared)
+
+
+def test_user_without_access_to_the_clients_tenant_is_denied(app, factory, driver, alice):
+    beta = factory.tenant("beta", "Beta")
+    beta_portal = factory.client(tenant=beta)
+    driver.sign_in()
+    response = _authorize(driver, beta_portal, state="x")
+    assert_error_redirect(response, beta_portal.redirect_uri, "access_denied", state="x",
+                          issuer=app.config["IDP_ISSUER"])
+
+
+# --- claims / acr ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [
+    {"essential": True, "value": "urn:idp:loa:2"},
+    {"essential": True, "values": ["urn:idp:loa:2", "urn:example:hardware-key"]},
+])
+def test_essential_acr_that_cannot_be_met_is_an_error(app, driver, rp, spec):
+    driver.sign_in()
+    claims = json.dumps({"id_token": {"acr": spec}})
+    response = _authorize(driver, rp, claims=claims, state="acr")
+    assert_error_redirect(response, rp.redirect_uri, "access_denied", state="acr",
+                          issuer=app.config["IDP_ISSUER"])
+
+
+@pytest.mark.parametrize("spec", [
+    {"essential": True, "value": "urn:idp:loa:1"},
+    {"essential": True},
+    {"essential": False, "value": "urn:idp:loa:2"},
+    None,
+])
+def test_acr_that_can_be_met_issues_a_code(client, driver, rp, spec):
+    claims = json.dumps({"id_token": {"acr": spec}})
+    tokens = driver.tokens(rp, claims=claims)
+    assert decode(client, tokens["id_token"]).claims["acr"] == "urn:idp:loa:1"
+
+
+def test_claims_request_adds_id_token_claims(client, factory, driver):
+    factory.user(given_name="Alice")
+    rp = factory.client()
+    claims = json.dumps({"id_token": {"given_name": None}})
+    id_token = decode(client, driver.tokens(rp, scope="openid", claims=claims)["id_token"])
+    assert id_token.claims["given_name"] == "Alice" and "email" not in id_token.claims
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+def test_ui_locales_gives_a_french_page(client, driver, rp):
+    page = driver.follow(_authorize(driver, rp, ui_locales="fr-CA en"))
+    assert page.status_code == 200
+    assert '<html lang="fr">' in page.text
+    english = driver.follow(_authorize(driver, rp, ui_locales="en"))
+    assert '<html lang="en">' in english.text
+
+
+def test_login_hint_prefills_the_email(client, driver, rp):
+    page = driver.follow(_authorize(driver, rp, login_hint="hint@example.com"))
+    field = re.search(r'<input id="email"[^>]*>', page.text, re.S).group(0)
+    assert 'value="hint@example.com"' in field
+
+
+def test_login_hint_is_escaped(client, driver, rp):
+    page = driver.follow(_authorize(driver, rp, login_hint='"><script>alert(1)</script>'))
+    assert "<script>alert(1)</script>" not in page.text
+
+
+def test_form_post_renders_an_auto_submitting_form(app, client, driver, rp):
+    driver.sign_in()
+    state = "st \"<é>"
+    response = _authorize(driver, rp, response_mode="form_post", state=state)
+    assert response.status_code == 200 and "Location" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    page = response.text
+    form = re.search(r'<form method="post" action="([^"]+)"', page)
+    assert form and html.unescape(form.group(1)) == rp.redirect_uri
+    fields = {m.group(1): html.unescape(m.group(2)) for m in re.finditer(
+        r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)}
+    assert fields["code"] and fields["state"] == state
+    assert fields["iss"] == app.config["IDP_ISSUER"]
+    nonce = re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"]).group(1)
+    assert f'<script nonce="{nonce}">' in page and ".submit()" in page
+
+
+def test_form_post_carries_errors_with_iss(app, client, driver, rp):
+    response = _authorize(driver, rp, response_mode="form_post", prompt="none", state="e")
+    assert response.status_code == 200
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+                             response.text))
+    assert fields["error"] == "login_required" and fields["state"] == "e"
+    assert html.unescape(fields["iss"]) == app.config["IDP_ISSUER"]
+
+
+# --- consent -----------------------------------------------------------------------------
+
+
+def _consent(driver, response, decision):
+    page = driver.follow(response)
+    assert page.status_code == 200 and 'name="decision"' in page.text, page.status_code
+    action = html.unescape(re.search(r'action="([^"]*consent[^"]*)"', page.text).group(1))
+    return driver.http.post(action, data={"decision": decision,
+                                          "csrf_token": csrf_of(page.text)})
+
+
+def test_consent_allow_issues_a_code(factory, driver, alice):
+    third_party = factory.client(require_consent=True)
+    driver.sign_in()
+    response = _consent(driver, _authorize(driver, third_party), "allow")
+    assert response.status_code == 303
+    assert _is_code(driver.follow(response), third_party)
+
+
+def test_consent_deny_is_access_denied_with_iss(app, factory, driver, alice):
+    third_party = factory.client(require_consent=True)
+    driver.sign_in()
+    response = _consent(driver, _authorize(driver, third_party, state="d"), "deny")
+    assert response.status_code == 303
+    assert_error_redirect(response, third_party.redirect_uri, "access_denied", state="d",
+                          issuer=app.config["IDP_ISSUER"])
+
+
+def test_consent_post_needs_the_csrf_token(factory, driver, alice):
+    third_party = factory.client(require_consent=True)
+    driver.sign_in()
+    page = driver.follow(_authorize(driver, third_party))
+    action = html.unescape(re.search(r'action="([^"]*consent[^"]*)"', page.text).group(1))
+    forged = driver.http.post(action, data={"decision": "allow"})
+    assert forged.status_code == 400 and "Location" not in forged.headers
+    assert query_of(_authorize(driver, third_party, prompt="none")
+                    .headers["Location"])["error"] == "consent_required"
+
+
+def test_prompt_consent_asks_again(factory, driver, rp):
+    driver.sign_in()
+    response = driver.follow(_authorize(driver, rp, prompt="consent"))
+    assert response.status_code == 200 and 'name="decision"' in response.text
+
+
+def test_full_login_with_consent_and_password(factory, driver, alice):
+    third_party = factory.client(require_consent=True)
+    response = driver.login(_authorize(driver, third_party), password=PASSWORD)
+    response = _consent(driver, response, "allow")
+    assert _is_code(driver.follow(response), third_party)
