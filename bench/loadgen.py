@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+TITLE_RE = re.compile(r"<title>([^<]*)</title>", re.IGNORECASE)
 COOKIE_NAME = "idp_session"
 MAX_ERROR_SAMPLES = 5
 
@@ -50,7 +51,11 @@ class Response:
         return found
 
     def describe(self) -> str:
-        return f"HTTP {self.status}: {self.body[:300].decode('utf-8', 'replace')}"
+        text = self.body[:2000].decode("utf-8", "replace")
+        title = TITLE_RE.search(text)
+        if title:  # an HTML page: its title says enough
+            return f"HTTP {self.status}: page {title.group(1).strip()!r}"
+        return f"HTTP {self.status}: {text[:300]}"
 
 
 class Connection:

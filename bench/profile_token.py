@@ -218,7 +218,7 @@ def main() -> int:
     parser.add_argument("--creds", required=True, help="JSON written by bench/run.py")
     parser.add_argument("--seconds", type=float, default=SECONDS_PER_SCENARIO,
                         help="unprofiled run per scenario (requests/s)")
-    parser.add_argument("--requests", type=int, default=1500, help="profiled requests")
+    parser.add_argument("--requests", type=int, default=500, help="profiled requests")
     parser.add_argument("--json", dest="json_out", help="write the results here")
     args = parser.parse_args()
     creds = json.loads(Path(args.creds).read_text())

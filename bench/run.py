@@ -86,8 +86,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=env_float("IDP_BENCH_WARMUP", 2.0),
                         help="warm-up seconds per scenario (default %(default)s)")
     parser.add_argument("--single-worker-duration", type=float,
-                        default=env_float("IDP_BENCH_SINGLE_DURATION", 0.0),
-                        help="measured seconds in the 1-worker run (default: --duration)")
+                        default=env_float("IDP_BENCH_SINGLE_DURATION", 8.0),
+                        help="measured seconds in the 1-worker run (default %(default)s)")
     parser.add_argument("--no-single-worker", action="store_true",
                         help="skip the 1-worker (per core) run")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
@@ -95,6 +95,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--half-close", action="store_true",
                         help="diagnostic: load clients send FIN right after each request, so "
                              "gunicorn's lingering close does not wait for them")
+    parser.add_argument("--whatif", default="",
+                        help="serve bench/whatif_wsgi.py with these candidate optimisations "
+                             "('all' or names from bench/whatif.py) instead of `idp serve`: "
+                             "an A/B diagnostic, never written to docs/performance.md")
     parser.add_argument("--no-profile", action="store_true",
                         help="skip the in-process profile of the token endpoint")
     parser.add_argument("--output", default=None,
@@ -194,6 +198,12 @@ class Server:
     def start(self) -> None:
         command = [str(VENV_BIN / "idp"), "serve", "--workers", str(self.workers),
                    "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.env.get("IDP_BENCH_WHATIF"):
+            # The same gunicorn settings as `idp serve`, on the patched app.
+            command = [str(VENV_BIN / "python"), "-m", "gunicorn", "--workers",
+                       str(self.workers), "--bind", f"127.0.0.1:{self.port}",
+                       "--access-logfile", "-", "--graceful-timeout", "10",
+                       "--pythonpath", str(BENCH), "whatif_wsgi:app"]
         self.command = command
         with open(self.logfile, "ab") as out:
             self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out,
@@ -385,12 +395,13 @@ def run_scenario(name: str, server: Server, ctx: dict, processes: int, warmup: f
 
 
 def run_server(env: dict, args, workers: int, port: int, creds: dict, duration: float,
-               logdir: Path) -> list[dict]:
+               logdir: Path, results: list[dict]) -> None:
+    """One server (N workers): every scenario; each result is appended as soon as it is in."""
     server = Server(env, workers, port, logdir / f"server-{workers}w.log")
     if env["IDP_DATABASE_URL"].startswith("postgresql"):
         server.database = PostgresBackends(env["IDP_DATABASE_URL"])
-    log(f"starting `idp serve --workers {workers}` on 127.0.0.1:{port}")
-    results = []
+    what = f"whatif_wsgi ({args.whatif})" if args.whatif else "`idp serve`"
+    log(f"starting {what} with {workers} worker(s) on 127.0.0.1:{port}")
     try:
         server.start()
         log(f"ready; pids {server.pids()}")
@@ -427,7 +438,6 @@ def run_server(env: dict, args, workers: int, port: int, creds: dict, duration: 
         if server.database is not None:
             server.database.close()
         log(f"stopped the {workers}-worker server")
-    return results
 
 
 def machine_info(database: str) -> dict:
@@ -455,6 +465,7 @@ def main() -> int:
     started = time.monotonic()
     db_url = os.environ.get("IDP_BENCH_DATABASE_URL") or None
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
+    results: list[dict] = []
     instance = tmp / "instance"
     instance.mkdir()
 
@@ -471,7 +482,11 @@ def main() -> int:
             "IDP_PORT": str(port),
             "IDP_DATABASE_URL": db_url or f"sqlite:///{instance / 'idp.sqlite3'}",
             "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            # All load comes from 127.0.0.1: lift the per-IP login limit (the counting stays).
+            "IDP_LOGIN_IP_LIMIT": "1000000000",
         })
+        if args.whatif:
+            env["IDP_BENCH_WHATIF"] = args.whatif
         if db_url:
             database = reset_postgres(db_url)
             backend = "postgresql"
@@ -491,9 +506,8 @@ def main() -> int:
         runs = [(args.workers, args.duration)]
         if args.workers > 1 and not args.no_single_worker:
             runs.append((1, args.single_worker_duration or args.duration))
-        results = []
         for workers, duration in runs:
-            results += run_server(env, args, workers, port, creds, duration, tmp)
+            run_server(env, args, workers, port, creds, duration, tmp, results)
         profile = None
         if not args.no_profile:
             log("profiling the token endpoint in-process (cProfile)")
@@ -514,6 +528,8 @@ def main() -> int:
             command += f" --single-worker-duration {runs[1][1]:g}"
         if args.half_close:
             command += " --half-close"
+        if args.whatif:
+            command += f" --whatif {args.whatif}"
         record = {
             "backend": backend,
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -529,7 +545,8 @@ def main() -> int:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         (RESULTS / f"{stamp}-{backend}.json").write_text(json.dumps(record, indent=2))
         complete = (args.scenarios == SCENARIOS and profile is not None
-                    and (len(runs) > 1 or args.workers == 1) and not args.half_close)
+                    and (len(runs) > 1 or args.workers == 1) and not args.half_close
+                    and not args.whatif)
         records = {}
         if complete:
             (RESULTS / f"latest-{backend}.json").write_text(json.dumps(record, indent=2))
@@ -554,6 +571,12 @@ def main() -> int:
         return 1 if failed else 0
     except BenchError as exc:
         log(f"FAILED: {exc}")
+        if results:
+            RESULTS.mkdir(exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            path = RESULTS / f"{stamp}-failed.json"
+            path.write_text(json.dumps({"error": str(exc), "results": results}, indent=2))
+            log(f"the scenarios that ran are in {path}")
         return 1
     finally:
         if args.keep:

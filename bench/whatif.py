@@ -262,6 +262,43 @@ def cached_jwks_bytes(app):
 
 
 @contextmanager
+def static_documents_wsgi(app):
+    """Discovery and JWKS answered by a WSGI wrapper in front of Flask, from bytes kept per
+    key-set version, with the same headers as the Flask views (security headers included)."""
+    from idp.oauth.endpoints import discovery_document
+
+    keys = app.extensions["idp_keys"]
+    inner = app.wsgi_app
+    with app.app_context():
+        discovery = app.json.dumps(discovery_document(app.config["IDP_ISSUER"])).encode()
+    common = [("Content-Type", "application/json"), ("Cache-Control", "public, max-age=300"),
+              ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+              ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+              ("Referrer-Policy", "no-referrer"), ("Cross-Origin-Opener-Policy", "same-origin")]
+    jwks_cache: dict = {}
+
+    def wsgi_app(environ, start_response):
+        path = environ.get("PATH_INFO")
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            if path == "/.well-known/openid-configuration":
+                body = discovery
+            elif path == "/.well-known/jwks.json":
+                document = keys.jwks()
+                body = jwks_cache.get(id(document))
+                if body is None:
+                    jwks_cache.clear()
+                    body = jwks_cache[id(document)] = app.json.dumps(document).encode()
+            else:
+                return inner(environ, start_response)
+            start_response("200 OK", [*common, ("Content-Length", str(len(body)))])
+            return [body]
+        return inner(environ, start_response)
+
+    with patched(app, "wsgi_app", wsgi_app):
+        yield
+
+
+@contextmanager
 def _dict_item(mapping: dict, key, value):
     old = mapping[key]
     mapping[key] = value
@@ -341,6 +378,7 @@ CANDIDATES = {
     "cached_jwks_bytes": cached_jwks_bytes,
     "one_pass_param_check": one_pass_param_check,
     "direct_es256_sign": direct_es256_sign,
+    "static_documents_wsgi": static_documents_wsgi,
 }
 RELEVANT = {
     "client_credentials": ["client_cache", "core_insert", "stateless_client_credentials",
@@ -348,8 +386,9 @@ RELEVANT = {
                            "direct_es256_sign"],
     "refresh": ["client_cache", "core_insert", "refresh_one_query", "cached_ensure_sync",
                 "lean_api_headers", "one_pass_param_check", "direct_es256_sign"],
-    "discovery": ["cached_ensure_sync", "lean_api_headers"],
-    "jwks": ["cached_ensure_sync", "lean_api_headers", "cached_jwks_bytes"],
+    "discovery": ["cached_ensure_sync", "lean_api_headers", "static_documents_wsgi"],
+    "jwks": ["cached_ensure_sync", "lean_api_headers", "cached_jwks_bytes",
+             "static_documents_wsgi"],
     "introspection": ["client_cache", "cached_ensure_sync", "lean_api_headers"],
 }
 # Everything compatible, together (stateless client_credentials replaces core_insert there).
@@ -358,8 +397,8 @@ ALL = {
                            "lean_api_headers", "one_pass_param_check", "direct_es256_sign"],
     "refresh": ["client_cache", "core_insert", "refresh_one_query", "cached_ensure_sync",
                 "lean_api_headers", "one_pass_param_check", "direct_es256_sign"],
-    "discovery": ["cached_ensure_sync", "lean_api_headers"],
-    "jwks": ["cached_ensure_sync", "lean_api_headers", "cached_jwks_bytes"],
+    "discovery": ["cached_ensure_sync", "lean_api_headers", "static_documents_wsgi"],
+    "jwks": ["cached_ensure_sync", "lean_api_headers", "static_documents_wsgi"],
     "introspection": ["client_cache", "cached_ensure_sync", "lean_api_headers"],
 }
 

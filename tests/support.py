@@ -45,7 +45,8 @@ class IsolatedClient(FlaskClient):
 
     Flask reuses the application context a test holds open (the ``ctx`` fixture) for
     every request: ``g`` (CSP nonce, cached CSRF token) and the database session would
-    then be shared across requests, which no deployment does."""
+    then be shared across requests, which no deployment does. (So ``with client:`` does
+    not keep the request context after a request; read the database instead.)"""
 
     def open(self, *args, **kwargs):
         return contextvars.Context().run(super().open, *args, **kwargs)

@@ -133,8 +133,24 @@ def _consent_needed(flow: Flow, user: User, client: Client) -> bool:
     return granted is None or not wanted.issubset(set(granted.split()))
 
 
+USER_DECISIONS = ("tenant_id", "consented")
+
+
+def _bind_to_user(flow: Flow, user: User | None) -> None:
+    """The organisation and the consent chosen in a flow belong to the person who chose
+    them: if someone else is signed in when the flow resumes (a sign-out and sign-in in
+    another tab keeps the flows), they decide again."""
+    if user is None:
+        return
+    if flow.data.get("user_id") not in (None, user.id):
+        for key in USER_DECISIONS:
+            flow.data.pop(key, None)
+    flow.data["user_id"] = user.id
+
+
 def plan(flow: Flow, auth: Authentication, client: Client) -> State:
     """The next step of this authorization, or AuthorizationDenied."""
+    _bind_to_user(flow, auth.user)
     if auth.user is None or _fresh_login_needed(flow, auth):
         step = State.LOGIN
     else:

@@ -104,7 +104,8 @@ def _check_oidc_params(params: dict) -> dict:
         raise AuthorizationDenied("invalid_request", "Invalid 'prompt'.")
     if params.get("max_age") is not None:
         value = params["max_age"]
-        if not value.isdigit() or len(value) > 10:
+        # isascii: "²" and other Unicode digits pass isdigit() but not int().
+        if not (value.isascii() and value.isdigit()) or len(value) > 10:
             raise AuthorizationDenied("invalid_request", "Invalid 'max_age'.")
     try:
         claims = parse_claims_request(params.get("claims"))

@@ -23,6 +23,10 @@ def decode_id_token_hint(value: str) -> dict:
         token = jwt.decode(value, keys, algorithms=["RS256", "ES256"])
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidHint("bad signature") from exc
+    if token.header.get("typ", "JWT") != "JWT":
+        # Our access tokens (at+jwt) and logout tokens (logout+jwt) verify with the same
+        # keys; they are handed to other parties and are no evidence of a sign-in.
+        raise InvalidHint("not an ID token")
     claims = token.claims
     if claims.get("iss") != current_app.config["IDP_ISSUER"] or not isinstance(
             claims.get("sub"), str):

@@ -51,7 +51,14 @@ class InvalidCredentials(Exception):
 
 
 def normalize_email(email: str) -> str:
-    return (email or "").strip().lower()
+    """The stored form (IDNA domains in ASCII); malformed input is only trimmed and lowered,
+    so a lookup of it finds nothing but costs the same."""
+    from idp.services.email_address import InvalidEmail, normalize
+
+    try:
+        return normalize(email)
+    except InvalidEmail:
+        return (email or "").strip().lower()
 
 
 def is_plausible_email(email: str) -> bool:

@@ -10,7 +10,7 @@ from tests.support import RegisteredClient
 
 
 class Clock:
-    """Shifts ``time.time()`` for the code under test; ``advance`` moves it forward."""
+    """Shifts ``time.time()`` (process-wide, for this test only); ``advance`` moves it on."""
 
     def __init__(self, monkeypatch):
         self.offset = 0.0

@@ -80,6 +80,9 @@ def test_repeated_oidc_parameter_is_invalid_request(app, client, rp, name, value
     ({"max_age": "-1"}, "invalid_request"),
     ({"max_age": "soon"}, "invalid_request"),
     ({"max_age": "9" * 40}, "invalid_request"),
+    ({"max_age": "\u00b2"}, "invalid_request"),
+    ({"max_age": "\u0663"}, "invalid_request"),
+    ({"max_age": " 5"}, "invalid_request"),
     ({"response_mode": "fragment"}, "invalid_request"),
     ({"claims": "{not json"}, "invalid_request"),
     ({"claims": "[1, 2]"}, "invalid_request"),
@@ -95,6 +98,13 @@ def test_bad_parameters_are_sent_back_with_state_and_iss(app, client, rp, params
     response = client.get("/oauth/authorize", query_string=_query(rp, **params))
     assert_error_redirect(response, REDIRECT_URI, error, state="s1",
                           issuer=app.config["IDP_ISSUER"])
+
+
+@pytest.mark.parametrize("max_age", ["\u00b2", "\u0663", "1e3", "0x10"])
+def test_odd_max_age_with_a_session_is_invalid_request(client, driver, rp, max_age):
+    driver.sign_in()  # with a session, max_age is compared with the login time
+    response = client.get("/oauth/authorize", query_string=_query(rp, max_age=max_age))
+    assert_error_redirect(response, REDIRECT_URI, "invalid_request", state="s1")
 
 
 def test_client_without_the_code_grant_is_unauthorized(app, client, factory, alice):

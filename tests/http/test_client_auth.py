@@ -135,12 +135,16 @@ class KeyClient:
         return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion, **extra}
 
 
+@pytest.fixture(scope="module")
+def client_keys():
+    """Generated once: an RSA key takes a while, and each test registers its own client."""
+    return {"ES256": ECKey.generate_key("P-256", private=True, parameters={"kid": "k-ec"}),
+            "RS256": RSAKey.generate_key(2048, private=True, parameters={"kid": "k-rsa"})}
+
+
 @pytest.fixture(params=["ES256", "RS256"])
-def key_client(request, app, factory):
-    alg = request.param
-    key = (ECKey.generate_key("P-256", private=True, parameters={"kid": "k-ec"}) if alg == "ES256"
-           else RSAKey.generate_key(2048, private=True, parameters={"kid": "k-rsa"}))
-    return KeyClient(app, factory, key, alg)
+def key_client(request, app, factory, client_keys):
+    return KeyClient(app, factory, client_keys[request.param], request.param)
 
 
 def test_private_key_jwt_authenticates(client, key_client):
@@ -235,8 +239,6 @@ def test_secret_client_cannot_use_an_assertion(client, factory, rp):
     # A client registered for a secret cannot switch to keys it never registered.
     key = ECKey.generate_key("P-256", private=True, parameters={"kid": "k"})
     now = int(time.time())
-    from tests.support import RegisteredClient  # noqa: F401 - documentation of the shape
-
     assertion = jwt.encode({"alg": "ES256", "kid": "k"}, {
         "iss": rp.client_id, "sub": rp.client_id, "jti": "j1", "exp": now + 60,
         "aud": f"{client.application.config['IDP_ISSUER']}/oauth/token"}, key)

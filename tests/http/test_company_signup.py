@@ -284,7 +284,10 @@ def test_concurrent_finishes_create_one_company(client, app):
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert sorted(codes) == [303, 400, 400, 400], codes
+    # One winner; each loser sees either the used link (400) or, when it raced past the
+    # link check, the address that now has an account (409). Never a 500.
+    assert sorted(codes)[0] == 303 and codes.count(303) == 1, codes
+    assert all(code in (400, 409) for code in codes if code != 303), codes
     assert _count(Tenant) == 1 and _count(User) == 1 and _count(Membership) == 1
 
 

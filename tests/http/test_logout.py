@@ -229,7 +229,8 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/backchannel"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
 
     def stop(self):
@@ -303,3 +304,12 @@ def test_code_flow_after_logout_needs_a_login(client, driver, rp):
     response = driver.authorize(rp, prompt="none", code_challenge=challenge,
                                 code_challenge_method="S256")
     assert query_of(response.headers["Location"])["error"] == "login_required"
+
+
+def test_an_access_token_is_not_an_id_token_hint(client, driver, rp):
+    # Access tokens go to resource servers; one must not be able to sign the user out.
+    tokens = driver.tokens(rp)
+    response = client.get("/oauth/logout", query_string={
+        "id_token_hint": tokens["access_token"], "post_logout_redirect_uri": BYE})
+    assert_error_page(response)
+    assert _signed_in(client)

@@ -127,6 +127,13 @@ def test_id_token_hint_of_the_signed_in_user_needs_no_login(client, driver, rp):
     assert _is_code(_authorize(driver, rp, id_token_hint=id_token, prompt="none"), rp)
 
 
+def test_access_token_as_id_token_hint_is_invalid_request(app, client, driver, rp):
+    access_token = driver.tokens(rp)["access_token"]
+    response = _authorize(driver, rp, id_token_hint=access_token, state="h")
+    assert_error_redirect(response, rp.redirect_uri, "invalid_request", state="h",
+                          issuer=app.config["IDP_ISSUER"])
+
+
 def test_expired_id_token_hint_is_still_a_hint(app, client, driver, rp, clock):
     id_token = driver.tokens(rp)["id_token"]
     clock.advance(app.config["IDP_ID_TOKEN_TTL"] + 60)
@@ -187,6 +194,16 @@ def test_picker_refuses_an_organisation_not_offered(client, factory, driver, ali
     assert refused.status_code == 400 and "Location" not in refused.headers
 
 
+def test_picker_post_needs_the_csrf_token(client, factory, driver, alice):
+    shared = factory.client(shared=True)
+    beta = _second_membership(factory, alice)
+    driver.sign_in()
+    page = driver.follow(_authorize(driver, shared, prompt="select_account"))
+    flow = html.unescape(re.search(r'action="([^"]*select-tenant[^"]*)"', page.text).group(1))
+    forged = client.post(flow, data={"tenant": str(beta.id)})
+    assert forged.status_code == 400 and "Location" not in forged.headers
+
+
 def test_organization_parameter_skips_the_picker(client, factory, driver, alice):
     shared = factory.client(shared=True)
     _second_membership(factory, alice)
@@ -242,8 +259,9 @@ def test_claims_request_adds_id_token_claims(client, factory, driver):
 # --- pages -----------------------------------------------------------------------------
 
 
-def test_ui_locales_gives_a_french_page(client, driver, rp):
-    page = driver.follow(_authorize(driver, rp, ui_locales="fr-CA en"))
+@pytest.mark.parametrize("ui_locales", ["fr", "fr-CA en", "de fr"])
+def test_ui_locales_gives_a_french_page(client, driver, rp, ui_locales):
+    page = driver.follow(_authorize(driver, rp, ui_locales=ui_locales))
     assert page.status_code == 200
     assert '<html lang="fr">' in page.text
     english = driver.follow(_authorize(driver, rp, ui_locales="en"))
@@ -337,3 +355,19 @@ def test_full_login_with_consent_and_password(factory, driver, alice):
     response = driver.login(_authorize(driver, third_party), password=PASSWORD)
     response = _consent(driver, response, "allow")
     assert _is_code(driver.follow(response), third_party)
+
+
+def test_decisions_in_a_flow_belong_to_who_made_them(app, factory, driver, alice):
+    """A flow paused at consent survives a sign-out and sign-in (flows live in the browser
+    session): whoever resumes it must not inherit the organisation chosen for someone else."""
+    third_party = factory.client(require_consent=True)  # a client of acme only
+    factory.user("mallory@example.com", tenant=factory.tenant("other", "Other"))
+    paused = driver.follow(driver.login(_authorize(driver, third_party, state="p")))
+    assert 'name="decision"' in paused.text  # alice, of acme, is asked to consent
+    flow = re.search(r"flow=([\w-]+)", paused.text).group(1)
+
+    driver.sign_in("mallory@example.com")  # not a member of acme
+    resumed = driver.http.get("/oauth/authorize/resume", query_string={"flow": flow})
+    assert_error_redirect(resumed, third_party.redirect_uri, "access_denied", state="p",
+                          issuer=app.config["IDP_ISSUER"])
+

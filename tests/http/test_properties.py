@@ -31,6 +31,7 @@ TOKEN_ERRORS = {"invalid_request", "invalid_client", "invalid_grant", "unauthori
 SPECIAL = ["code", "token", "id_token token", "none", "login", "S256", "plain", "form_post",
            "openid", "openid email offline_access", "0", "-1", "99999999999", "{}", "[]",
            '{"id_token":{"acr":{"essential":true,"values":5}}}', "a.b.c", "..", "\x00",
+           "\u00b2", "\u0663", "acme", "urn:idp:loa:2",
            "https://app.example.com/cb", "https://app.example.com/cb/", "http://127.0.0.1/cb",
            "http://127.0.0.1:9/cb", "javascript:alert(1)", "é" * 50, "x" * 5000,
            "authorization_code", "refresh_token", "client_credentials", "password",
@@ -91,6 +92,21 @@ def test_authorize_never_fails_or_redirects_elsewhere(client, clients, pairs, us
             assert "iss=" in location
         if method == "POST":
             assert response.status_code == 303
+
+
+@SETTINGS
+@given(pairs=_multi(AUTHORIZE_PARAMS))
+def test_authorize_with_a_session_never_fails(client, driver, clients, pairs):
+    """Signed in, the request reaches the plan (max_age, prompt, hints, claims, tenants)."""
+    if not client.get_cookie("idp_session"):
+        driver.sign_in()
+    pairs = _fill(pairs, clients, True)
+    response = client.get("/oauth/authorize", query_string=urlencode(pairs))
+    assert response.status_code in (200, 302, 303, 400), (pairs, response.status_code)
+    if response.status_code in (302, 303):
+        location = response.headers["Location"]
+        assert _is_allowed_redirect(location, {c.redirect_uri for c in clients}) or \
+            location.startswith("http://127.0.0.1:"), location
 
 
 @SETTINGS

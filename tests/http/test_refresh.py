@@ -145,3 +145,31 @@ def test_public_client_refreshes_without_secret(driver, native):
     response = driver.token(native, auth="none", grant_type="refresh_token",
                             refresh_token=tokens["refresh_token"])
     assert response.status_code == 200, response.get_json()
+
+
+def test_concurrent_refreshes_succeed_once_and_kill_the_family(client, driver, rp, live_server):
+    import threading
+
+    import requests
+
+    tokens = driver.tokens(rp)
+    url = live_server.url.replace("localhost", "127.0.0.1") + "/oauth/token"
+    barrier = threading.Barrier(6)
+    responses = []
+
+    def refresh():
+        barrier.wait()
+        responses.append(requests.post(url, timeout=30, auth=(rp.client_id, rp.client_secret),
+                                       data={"grant_type": "refresh_token",
+                                             "refresh_token": tokens["refresh_token"]}))
+
+    threads = [threading.Thread(target=refresh) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [400] * 5, [(r.status_code, r.text[:200]) for r in responses]
+    assert {r.json()["error"] for r in responses if r.status_code == 400} == {"invalid_grant"}
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    assert not _active(client, rp, winner["refresh_token"])

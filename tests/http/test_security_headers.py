@@ -162,3 +162,33 @@ def test_the_right_password_of_a_disabled_user_gets_no_session(app, client, driv
                                            "password": "Correct-Horse-9",
                                            "csrf_token": csrf_of(page.text)})
     assert response.status_code == 400
+
+
+def test_https_deployment_uses_a_host_prefixed_secure_cookie(app, client, driver, rp,
+                                                             monkeypatch):
+    monkeypatch.setitem(app.config, "IDP_HTTPS", True)
+    response = driver.sign_in()
+    cookie = _cookie(response, "__Host-idp_session")
+    assert cookie, response.headers.getlist("Set-Cookie")
+    attributes = [part.strip().lower() for part in cookie.split(";")[1:]]
+    assert "secure" in attributes and "httponly" in attributes and "path=/" in attributes
+    assert not [a for a in attributes if a.startswith("domain")]
+    assert _cookie(response) is None  # no unprefixed twin
+    assert "max-age=31536000" in client.get("/").headers["Strict-Transport-Security"]
+
+
+def test_session_dies_when_the_user_is_disabled(client, driver, rp, alice):
+    from idp.extensions import db
+
+    driver.sign_in()
+    alice.active = False
+    db.session.commit()
+    _, challenge = pkce_pair()
+    probe = driver.authorize(rp, prompt="none", code_challenge=challenge,
+                             code_challenge_method="S256")
+    assert "error=login_required" in probe.headers["Location"]
+    alice.active = True
+    db.session.commit()
+    probe = driver.authorize(rp, prompt="none", code_challenge=challenge,
+                             code_challenge_method="S256")
+    assert "error=login_required" in probe.headers["Location"], "re-enabling revives nothing"

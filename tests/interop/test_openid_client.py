@@ -39,7 +39,7 @@ def run_rp(live_server, rp, password: str = PASSWORD, expect_ok: bool = True) ->
                "--email", "alice@example.com", "--password", password,
                "--scope", "openid profile email"]
     if rp.client_secret:
-        command += ["--client-secret", rp.client_secret]
+        command += [f"--client-secret={rp.client_secret}"]  # a secret may start with "-"
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=NODE_DIR)
     try:
         summary = json.loads(done.stdout)
