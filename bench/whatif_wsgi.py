@@ -18,7 +18,9 @@ import whatif  # noqa: E402
 
 from wsgi import app  # noqa: E402
 
-SERVER_ALL = ["client_cache", "stateless_client_credentials", "refresh_one_query",
+# stateless_client_credentials before refresh_core_claim: both replace save_token, and the
+# refresh one falls back to the previous one for other grants.
+SERVER_ALL = ["client_cache", "stateless_client_credentials", "refresh_core_claim",
               "cached_ensure_sync", "lean_api_headers", "one_pass_param_check",
               "direct_es256_sign", "static_documents_wsgi"]
 
