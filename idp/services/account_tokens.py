@@ -20,11 +20,20 @@ MAX_TOKEN_LENGTH = 128
 
 
 class LinkError(Exception):
-    """The link is unknown, used, superseded or expired (one message for the person)."""
+    """The link is unknown, used, superseded or expired (one message for the person).
+
+    ``expired`` tells an old link apart, so the page can offer a new one. Each
+    journey subclasses it to name its own failure.
+    """
+
+    def __init__(self, reason: str = "", expired: bool = False):
+        super().__init__(reason)
+        self.expired = expired
 
 
 class LinkExpired(LinkError):
-    pass
+    def __init__(self, reason: str = "expired"):
+        super().__init__(reason, expired=True)
 
 
 def issue(purpose: str, *, ttl: int, user=None, email: str | None = None, tenant=None,
@@ -61,6 +70,14 @@ def peek(purpose: str, raw: str | None) -> AccountToken:
     if row.expires_at <= int(time.time()):
         raise LinkExpired("expired")
     return row
+
+
+def peek_as(error: type[LinkError], purpose: str, raw: str | None) -> AccountToken:
+    """``peek``, with link problems raised as the journey's own LinkError subclass."""
+    try:
+        return peek(purpose, raw)
+    except LinkError as exc:
+        raise error(str(exc), expired=exc.expired) from exc
 
 
 def consume(purpose: str, raw: str | None) -> AccountToken:

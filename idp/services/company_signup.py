@@ -31,6 +31,7 @@ from idp.extensions import db
 from idp.factors.password import hash_password
 from idp.models import AccountToken, Membership, Tenant, User
 from idp.services import account_tokens, accounts, audit, company_identity, email_address
+from idp.services.errors import FormError
 from idp.services.links import external_url
 from idp.services.password_policy import PasswordPolicy, violations
 from idp.services.registration import _email_allowed, send_exists_notice
@@ -41,19 +42,12 @@ LOCALES = ("en", "fr")
 MAX_PERSON_NAME = 100
 
 
-class SignupError(ValueError):
-    """Form problems: ``errors`` maps a field to a code; ``problems`` lists password rule codes."""
-
-    def __init__(self, errors: dict[str, str], problems: list[str] | None = None):
-        super().__init__(", ".join(f"{k}={v}" for k, v in errors.items()))
-        self.errors = errors
-        self.problems = problems or []
+class SignupError(FormError):
+    """Form problems of this journey (see FormError)."""
 
 
-class SignupLinkError(Exception):
-    def __init__(self, reason: str, expired: bool = False):
-        super().__init__(reason)
-        self.expired = expired
+class SignupLinkError(account_tokens.LinkError):
+    """The link cannot be used (see account_tokens.LinkError)."""
 
 
 class EmailTaken(Exception):
@@ -125,12 +119,7 @@ def request_signup(email: str | None, confirm: str | None, *, locale: str | None
 
 def check_link(raw: str | None) -> AccountToken:
     """The live sign-up link, without using it."""
-    try:
-        return account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkExpired as exc:
-        raise SignupLinkError("expired", expired=True) from exc
-    except account_tokens.LinkError as exc:
-        raise SignupLinkError(str(exc)) from exc
+    return account_tokens.peek_as(SignupLinkError, PURPOSE, raw)
 
 
 def live_link(token_id: int) -> AccountToken:

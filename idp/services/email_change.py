@@ -36,10 +36,8 @@ class EmailChangeError(ValueError):
         self.errors = errors
 
 
-class ChangeLinkError(Exception):
-    def __init__(self, reason: str, expired: bool = False):
-        super().__init__(reason)
-        self.expired = expired
+class ChangeLinkError(account_tokens.LinkError):
+    """The link cannot be used (see account_tokens.LinkError)."""
 
 
 class AddressTaken(ChangeLinkError):
@@ -89,10 +87,8 @@ def request_change(user: User, new_email: str | None, *, ip: str | None = None,
 def check_link(raw: str | None) -> tuple[AccountToken, User]:
     try:
         row = account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkExpired as exc:
-        raise ChangeLinkError("expired", expired=True) from exc
     except account_tokens.LinkError as exc:
-        raise ChangeLinkError(str(exc)) from exc
+        raise ChangeLinkError(str(exc), expired=exc.expired) from exc
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
     if user is None or not user.active:
         raise ChangeLinkError("no usable account")

@@ -32,12 +32,8 @@ from idp.services.links import external_url
 PURPOSE = "invite"
 
 
-class InvitationError(Exception):
+class InvitationError(account_tokens.LinkError):
     """The invitation cannot be sent or completed; ``expired`` tells an old link apart."""
-
-    def __init__(self, reason: str, expired: bool = False):
-        super().__init__(reason)
-        self.expired = expired
 
 
 @dataclass
@@ -130,10 +126,8 @@ def check_link(raw: str | None) -> tuple[User, Tenant | None]:
     """The invited account (and tenant) behind a live link, without using it."""
     try:
         row = account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkExpired as exc:
-        raise InvitationError("expired", expired=True) from exc
     except account_tokens.LinkError as exc:
-        raise InvitationError(str(exc)) from exc
+        raise InvitationError(str(exc), expired=exc.expired) from exc
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
     if user is None or not _pending(user):
         raise InvitationError("no pending account")

@@ -36,12 +36,8 @@ EMAIL_WINDOW = 3600
 RESEND_INTERVAL = 60
 
 
-class ResetError(Exception):
+class ResetError(account_tokens.LinkError):
     """The link cannot be used (unknown, used, superseded, expired, or its account is gone)."""
-
-    def __init__(self, reason: str, expired: bool = False):
-        super().__init__(reason)
-        self.expired = expired
 
 
 def issue_reset_link(user: User) -> str:
@@ -133,10 +129,8 @@ def check_link(raw: str | None) -> User:
     """The account behind a live reset link, without using it (to render the page)."""
     try:
         row = account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkExpired as exc:
-        raise ResetError("expired", expired=True) from exc
     except account_tokens.LinkError as exc:
-        raise ResetError(str(exc)) from exc
+        raise ResetError(str(exc), expired=exc.expired) from exc
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
     if user is None or not user.active:
         raise ResetError("no usable account")

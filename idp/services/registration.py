@@ -31,6 +31,7 @@ from idp.extensions import db
 from idp.factors.password import hash_password
 from idp.models import AccountToken, Membership, Tenant, User
 from idp.services import account_tokens, accounts, audit, email_address
+from idp.services.errors import FormError
 from idp.services.links import external_url
 from idp.services.password_policy import PasswordPolicy, violations
 
@@ -44,19 +45,12 @@ class RegistrationClosed(Exception):
     """The tenant does not allow self-registration."""
 
 
-class RegistrationError(ValueError):
-    """Form problems: ``errors`` maps a field to a code; ``problems`` lists password rule codes."""
-
-    def __init__(self, errors: dict[str, str], problems: list[str] | None = None):
-        super().__init__(", ".join(f"{k}={v}" for k, v in errors.items()))
-        self.errors = errors
-        self.problems = problems or []
+class RegistrationError(FormError):
+    """Form problems of this journey (see FormError)."""
 
 
-class VerificationError(Exception):
-    def __init__(self, reason: str, expired: bool = False):
-        super().__init__(reason)
-        self.expired = expired
+class VerificationError(account_tokens.LinkError):
+    """The link cannot be used (see account_tokens.LinkError)."""
 
 
 def verify_ttl() -> int:
@@ -229,12 +223,7 @@ def resend(tenant: Tenant, email: str | None, *, counter=None) -> str:
 
 def check_link(raw: str | None) -> AccountToken:
     """The live verify_email link, without using it (GET renders a confirm button)."""
-    try:
-        return account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkExpired as exc:
-        raise VerificationError("expired", expired=True) from exc
-    except account_tokens.LinkError as exc:
-        raise VerificationError(str(exc)) from exc
+    return account_tokens.peek_as(VerificationError, PURPOSE, raw)
 
 
 def verify(raw: str | None, *, ip: str | None = None) -> tuple[User, Tenant | None]:
