@@ -83,12 +83,36 @@ def _targets_table(record: dict) -> list[str]:
     return lines
 
 
+def _comparison(record: dict) -> list[str]:
+    """Our per-core figures beside the published reference points."""
+    by_key = {(r["scenario"], r["workers"]): r for r in record["results"]}
+
+    def per_core(name):
+        result = by_key.get((name, 1)) or by_key.get((name, record["workers"]))
+        return result and result["rps_per_server_core"]
+
+    lines = []
+    cc, refresh, login = per_core("client_credentials"), per_core("refresh"), per_core("login")
+    if cc:
+        lines.append(f"- client_credentials: {cc:,.0f}/s per core, {cc / 120:.1f}x Keycloak's "
+                     f"sizing (120/s per vCPU) and {cc / 1500:.0%} of node oidc-provider's "
+                     "~1,500/s on one core.")
+    if refresh:
+        lines.append(f"- refresh: {refresh:,.0f}/s per core, {refresh / 120:.1f}x Keycloak's "
+                     "sizing (120/s per vCPU).")
+    if login:
+        lines.append(f"- login: {login:,.0f}/s per core (a login is two requests here: the "
+                     f"form and the POST), {login / 15:.1f}x Keycloak's sizing (15/s per vCPU).")
+    return ([*lines, ""] if lines else [])
+
+
 def _profile_section(profile: dict | None) -> list[str]:
     if not profile:
         return ["The in-process profile was not run (`--no-profile`) or failed."]
     lines = [
         "`bench/profile_token.py` calls the WSGI app directly (no HTTP server, no socket, one "
-        "core) and profiles it with cProfile. Without the profiler:",
+        "core) and profiles it with cProfile, right after the load runs (the VM's speed drift "
+        "applies to it as well). Without the profiler:",
         "",
     ]
     for name, data in profile["scenarios"].items():
@@ -103,10 +127,10 @@ def _profile_section(profile: dict | None) -> list[str]:
         lines += ["", "<details><summary>Top functions by self time and by cumulative "
                   "time</summary>", "", "| Function (self time) | Share | Calls per request |",
                   "|---|---:|---:|"]
-        lines += [f"| `{fn}` | {share:.1%} | {calls:g} |"
+        lines += [f"| `{fn}` | {share:.1%} | {calls:.4g} |"
                   for fn, share, calls in data["top_self"][:15]]
         lines += ["", "| Function (cumulative) | Share | Calls per request |", "|---|---:|---:|"]
-        lines += [f"| `{fn}` | {share:.1%} | {calls:g} |"
+        lines += [f"| `{fn}` | {share:.1%} | {calls:.4g} |"
                   for fn, share, calls in data["top_cumulative"][:20]]
         lines += ["", "</details>"]
     return lines
@@ -123,6 +147,8 @@ def _backend_section(record: dict) -> list[str]:
         f"- Machine: {machine['cpu_model']}, {machine['cores']} cores as seen by the OS, "
         f"Linux {machine['kernel']}",
         f"- Python {machine['python']}; {packages}",
+        f"- Speed index: {machine.get('speed_index_ms', 0):.1f} ms for a fixed pure-Python loop "
+        "(lower is faster; this VM's speed drifts with its host's load, so compare runs with it)",
         f"- Database: {machine['database']}",
         f"- Command: `{record['invoked_as']}`, i.e. `{record['command']}` "
         f"(total {record['runtime_s']:.0f} s)",
@@ -137,6 +163,7 @@ def _backend_section(record: dict) -> list[str]:
         "",
         *_targets_table(record),
         "",
+        *_comparison(record),
         "### In-process profile of the token endpoint",
         "",
         *_profile_section(record.get("profile")),
@@ -171,7 +198,9 @@ def write_report(path: Path, records: dict, limits_file: Path) -> None:
         "refresh consumes its token and returns the next one, so every load process chains "
         "its own. Userinfo and introspection use a user's access token from such a flow.",
         "- The login scenario runs as many load processes as workers; each fetches the login "
-        "form (not timed) and times the POST (argon2id verification, session rotation).",
+        "form (not timed) and times the POST (argon2id verification, session rotation). All "
+        "load comes from 127.0.0.1, so the per-IP login limit is raised "
+        "(`IDP_LOGIN_IP_LIMIT`); its counter still runs.",
         "- Errors are answers other than the expected one (200, 303 for the login POST) and "
         "failed connections.",
         "",

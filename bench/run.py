@@ -264,12 +264,18 @@ def reset_postgres(url: str) -> str:
         raise BenchError(f"IDP_BENCH_DATABASE_URL names database {name!r}: it would be wiped, so "
                          "its name must contain 'bench' (e.g. createdb -h 127.0.0.1 -U postgres "
                          "bench_db)")
+    from sqlalchemy.exc import SQLAlchemyError
+
     engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-        version = conn.execute(text("SHOW server_version")).scalar()
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+            version = conn.execute(text("SHOW server_version")).scalar()
+    except SQLAlchemyError as exc:
+        raise BenchError(f"cannot prepare {_redact(url)}: {exc}") from exc
+    finally:
+        engine.dispose()
     return f"PostgreSQL {version}"
 
 
@@ -440,6 +446,19 @@ def run_server(env: dict, args, workers: int, port: int, creds: dict, duration: 
         log(f"stopped the {workers}-worker server")
 
 
+def speed_index() -> float:
+    """A fixed pure-Python workload (ms, best of 5): shared VMs change speed over time, and this
+    tells two runs' machines apart."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += (i * i) % 7
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def machine_info(database: str) -> dict:
     model = "unknown"
     try:
@@ -457,6 +476,7 @@ def machine_info(database: str) -> dict:
         except metadata.PackageNotFoundError:
             versions[package] = "-"
     return {"cpu_model": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "speed_index_ms": speed_index(),
             "kernel": platform.release(), "database": database, "packages": versions}
 
 
@@ -534,8 +554,8 @@ def main() -> int:
             "backend": backend,
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": command,
-            "invoked_as": "make bench" + (" with IDP_BENCH_DATABASE_URL=" +
-                                          _redact(db_url) if db_url else ""),
+            "invoked_as": (f"IDP_BENCH_DATABASE_URL={_redact(db_url)} " if db_url else "")
+            + "make bench",
             "machine": machine_info(database),
             "workers": args.workers, "clients": args.clients,
             "results": results, "profile": profile,

@@ -284,6 +284,48 @@ def refresh_core_claim(app):
 
 
 @contextmanager
+def introspect_once(app):
+    """Introspection of an access token: decode the JWT and load its row once, not twice
+    (endpoints._find_token, then tokens.active_access_token did it again)."""
+    from flask import g
+    from sqlalchemy import select
+
+    from idp.extensions import db
+    from idp.models import User
+    from idp.oauth import endpoints
+    from idp.services import tokens
+
+    original_find = endpoints._find_token
+    original_active = tokens.active_access_token
+
+    def find_token(value, hint):
+        if hint == "access_token" and isinstance(value, str) and len(value) <= 8192:
+            claims = tokens.decode_access_token(endpoints._keys(), endpoints._issuer(), value)
+            if claims and isinstance(claims.get("jti"), str):
+                row = db.session.scalar(select(tokens.Token).where(
+                    tokens.Token.jti == claims["jti"]))
+                g.bench_found = (value, claims, row)
+                return row, "access_token"
+        return original_find(value, hint)
+
+    def active_access_token(keystore, issuer, access_token):
+        found = g.get("bench_found")
+        if found is None or found[0] != access_token:
+            return original_active(keystore, issuer, access_token)
+        _, claims, row = found
+        if row is None or row.revoked_at is not None or not tokens.grant_alive(row):
+            return None
+        if row.user_id is not None and not db.session.scalar(
+                select(User.active).where(User.id == row.user_id)):
+            return None
+        return claims, row
+
+    with patched(endpoints, "_find_token", find_token), \
+            patched(tokens, "active_access_token", active_access_token):
+        yield
+
+
+@contextmanager
 def cached_ensure_sync(app):
     """Flask.ensure_sync memoised: inspect.iscoroutinefunction runs once per hook, not per call."""
     original = app.ensure_sync
@@ -471,6 +513,7 @@ CANDIDATES = {
     "direct_es256_sign": direct_es256_sign,
     "static_documents_wsgi": static_documents_wsgi,
     "refresh_core_claim": refresh_core_claim,
+    "introspect_once": introspect_once,
 }
 RELEVANT = {
     "client_credentials": ["client_cache", "core_insert", "stateless_client_credentials",
@@ -482,7 +525,8 @@ RELEVANT = {
     "discovery": ["cached_ensure_sync", "lean_api_headers", "static_documents_wsgi"],
     "jwks": ["cached_ensure_sync", "lean_api_headers", "cached_jwks_bytes",
              "static_documents_wsgi"],
-    "introspection": ["client_cache", "cached_ensure_sync", "lean_api_headers"],
+    "introspection": ["client_cache", "introspect_once", "cached_ensure_sync",
+                      "lean_api_headers"],
 }
 # Everything compatible, together (stateless client_credentials replaces core_insert there).
 ALL = {
@@ -492,7 +536,8 @@ ALL = {
                 "one_pass_param_check", "direct_es256_sign"],
     "discovery": ["cached_ensure_sync", "lean_api_headers", "static_documents_wsgi"],
     "jwks": ["cached_ensure_sync", "lean_api_headers", "static_documents_wsgi"],
-    "introspection": ["client_cache", "cached_ensure_sync", "lean_api_headers"],
+    "introspection": ["client_cache", "introspect_once", "cached_ensure_sync",
+                      "lean_api_headers"],
 }
 
 

@@ -22,7 +22,7 @@ from wsgi import app  # noqa: E402
 # refresh one falls back to the previous one for other grants.
 SERVER_ALL = ["client_cache", "stateless_client_credentials", "refresh_core_claim",
               "cached_ensure_sync", "lean_api_headers", "one_pass_param_check",
-              "direct_es256_sign", "static_documents_wsgi"]
+              "direct_es256_sign", "static_documents_wsgi", "introspect_once"]
 
 _names = os.environ.get("IDP_BENCH_WHATIF", "all")
 APPLIED = SERVER_ALL if _names == "all" else [n for n in _names.split(",") if n]
