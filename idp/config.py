@@ -75,6 +75,8 @@ def load_config() -> dict:
         "IDP_PORT": _env_int("PORT", 5000),
         # Lifetimes, in seconds.
         "IDP_CODE_TTL": _env_int("CODE_TTL", 600),
+        # How long a process may use its copy of a client's registration (0: no cache).
+        "IDP_CLIENT_CACHE_TTL": _env_int("CLIENT_CACHE_TTL", 5),
         "IDP_ACCESS_TOKEN_TTL": _env_int("ACCESS_TOKEN_TTL", 3600),
         "IDP_ID_TOKEN_TTL": _env_int("ID_TOKEN_TTL", 3600),
         "IDP_REFRESH_IDLE_TTL": _env_int("REFRESH_IDLE_TTL", 30 * 24 * 3600),

@@ -43,6 +43,8 @@ def app(tmp_path_factory, server_port):
         "IDP_ISSUER": f"http://localhost:{server_port}",
         "IDP_KEYS_DIR": str(instance / "keys"),
         "IDP_BACKCHANNEL_TIMEOUT": 2.0,
+        # Tests edit clients mid-test; the cache has its own test (tests/unit/test_client_cache.py).
+        "IDP_CLIENT_CACHE_TTL": 0,
         "SERVER_NAME": None,
     })
     ensure_keys(app.config["IDP_KEYS_DIR"])

@@ -145,13 +145,19 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):
         return row if self.authenticate_user(row) is not None else None
 
     def authenticate_user(self, row: Token) -> User | None:
+        # Asked twice per request (above, then by Authlib): load the user once.
+        cached = getattr(self, "_user", None)
+        if cached is not None and cached.id == row.user_id:
+            return cached
         user = db.session.get(User, row.user_id) if row.user_id else None
-        return user if user is not None and user.active else None
+        self._user = user if user is not None and user.active else None
+        return self._user
 
     def revoke_old_credential(self, row: Token) -> None:
         rotated = db.session.execute(
             update(Token).where(Token.id == row.id, Token.rotated_at.is_(None))
-            .values(rotated_at=int(time.time()))).rowcount
+            .values(rotated_at=int(time.time()))
+            .execution_options(synchronize_session=False)).rowcount
         if rotated != 1:
             db.session.rollback()
             tokens.revoke_grant(row.grant_id)

@@ -122,6 +122,7 @@ class _Loaded:
     signing: dict  # alg -> (kid, key)
     verify_set: KeySet
     public_jwks: dict
+    public_json: bytes  # serialised once: the JWKS endpoint is hot
 
 
 class KeyStore:
@@ -143,7 +144,8 @@ class KeyStore:
             keys.append(key)
             if entry["state"] == "active":
                 signing[entry["alg"]] = (entry["kid"], key)
-        return _Loaded(signature, signing, KeySet(keys), {"keys": public})
+        jwks = {"keys": public}
+        return _Loaded(signature, signing, KeySet(keys), jwks, json.dumps(jwks).encode())
 
     def _current(self) -> _Loaded:
         now = time.monotonic()
@@ -164,6 +166,9 @@ class KeyStore:
 
     def jwks(self) -> dict:
         return self._current().public_jwks
+
+    def jwks_json(self) -> bytes:
+        return self._current().public_json
 
     def verification_keys(self) -> KeySet:
         return self._current().verify_set

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidRequestError, UnsupportedResponseTypeError
 from flask import Flask, current_app
@@ -22,9 +24,27 @@ from idp.oauth.pkce import StrictPKCE
 
 class AuthorizationServer(_FlaskAuthorizationServer):
     def query_client(self, client_id):
+        """The client, from a short per-process cache (every token request looks it up).
+
+        Cached objects are detached snapshots, so a commit does not expire them; a
+        change to a client reaches this process within IDP_CLIENT_CACHE_TTL seconds.
+        Unknown ids are not cached: a new client works at once.
+        """
         if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
             return None
-        return db.session.scalar(select(Client).where(Client.client_id == client_id))
+        ttl = current_app.config["IDP_CLIENT_CACHE_TTL"]
+        now = time.monotonic()
+        cache = self.__dict__.setdefault("_client_cache", {})
+        hit = cache.get(client_id)
+        if hit is not None and now - hit[1] < ttl:
+            return hit[0]
+        client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+        if client is not None and ttl > 0:
+            db.session.expunge(client)
+            if len(cache) > 10_000:
+                cache.clear()
+            cache[client_id] = (client, now)
+        return client
 
     def save_token(self, token, request) -> None:
         db.session.add(request.token_row)

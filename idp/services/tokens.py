@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from idp.extensions import db
 from idp.models import Client, Grant, Membership, Tenant, Token, User
@@ -108,7 +109,9 @@ def revoke_grant(grant_id: int) -> None:
 def find_refresh_token(refresh_token: str) -> Token | None:
     if not isinstance(refresh_token, str) or len(refresh_token) > 256:
         return None
-    return db.session.scalar(select(Token).where(Token.refresh_hash == digest(refresh_token)))
+    # The grant is always needed next (liveness, claims): load it in the same query.
+    return db.session.scalar(select(Token).options(joinedload(Token.grant))
+                             .where(Token.refresh_hash == digest(refresh_token)))
 
 
 def grant_alive(token: Token) -> bool:
@@ -138,11 +141,14 @@ def active_access_token(keystore, issuer: str, access_token: str) -> tuple[dict,
     if claims is None or not isinstance(claims.get("jti"), str):
         return None
     row = db.session.scalar(select(Token).where(Token.jti == claims["jti"]))
-    if row is None or row.revoked_at is not None or not grant_alive(row):
-        return None
-    if not user_active(row.user_id):
+    if row is None or not access_row_active(row):
         return None
     return claims, row
+
+
+def access_row_active(row: Token) -> bool:
+    """The stored side of an access token whose signature and expiry were checked."""
+    return row.revoked_at is None and grant_alive(row) and user_active(row.user_id)
 
 
 def user_active(user_id: int | None) -> bool:
