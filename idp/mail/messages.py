@@ -69,6 +69,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          required=("reset_link",), links=("reset_link",)),
     Kind("account_exists_notice", lambda c: _("You already have an account"),
          required=("login_link", "reset_link"), links=("login_link", "reset_link")),
+    Kind("added_to_tenant", lambda c: _("You now have access to %(brand)s", brand=c["brand"]),
+         required=("login_link", "reset_link"), links=("login_link", "reset_link")),
     Kind("email_change_verify", lambda c: _("Confirm your new email address"),
          required=("link",), links=("link",)),
     Kind("email_change_notice", lambda c: _("Your email address is being changed"),

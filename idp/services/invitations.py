@@ -103,7 +103,7 @@ def _notice(user: User, tenant: Tenant) -> None:
     """The owner of an existing account learns they were added: sign in or reset."""
     from idp.mail import enqueue_message
 
-    enqueue_message("account_exists_notice", user.email, locale=user.locale, tenant=tenant,
+    enqueue_message("added_to_tenant", user.email, locale=user.locale, tenant=tenant,
                     login_link=external_url("flows.login"),
                     reset_link=external_url("recovery.forgot"))
 

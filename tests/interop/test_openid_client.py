@@ -34,12 +34,14 @@ if not (NODE_DIR / "node_modules" / "openid-client").is_dir():
 
 
 def run_rp(live_server, rp, password: str = PASSWORD, expect_ok: bool = True) -> dict:
-    command = [NODE, str(RP_SCRIPT), "--issuer", live_server.url, "--client-id", rp.client_id,
-               "--redirect-uri", rp.redirect_uri, "--post-logout-redirect-uri", POST_LOGOUT_URI,
-               "--email", "alice@example.com", "--password", password,
-               "--scope", "openid profile email"]
+    options = {"issuer": live_server.url, "client-id": rp.client_id,
+               "redirect-uri": rp.redirect_uri, "post-logout-redirect-uri": POST_LOGOUT_URI,
+               "email": "alice@example.com", "password": password,
+               "scope": "openid profile email"}
     if rp.client_secret:
-        command += [f"--client-secret={rp.client_secret}"]  # a secret may start with "-"
+        options["client-secret"] = rp.client_secret
+    # --name=value: random client ids and secrets may start with "-".
+    command = [NODE, str(RP_SCRIPT), *(f"--{name}={value}" for name, value in options.items())]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=NODE_DIR)
     try:
         summary = json.loads(done.stdout)

@@ -105,7 +105,9 @@ def test_an_existing_account_gets_the_membership_and_a_notice_never_a_second_acc
         select(Membership).where(Membership.user_id == existing.id))}
     assert roles == {globex.id: "member", acme.id: "admin"}
     assert existing.password_hash == before and existing.active
-    assert [m.template for m in outbox(to="erin@example.com")] == ["account_exists_notice"]
+    notices = outbox(to="erin@example.com")
+    assert [m.template for m in notices] == ["added_to_tenant"]
+    assert "Acme" in notices[0].subject and "password has not changed" in notices[0].text_body
     assert db.session.scalar(select(func.count()).select_from(AccountToken)) == 0
 
     invite(acme, "erin@example.com", "member")  # again: no duplicate membership
