@@ -14,6 +14,22 @@ from tests.support import csrf_of
 
 GOOD_PASSWORD = "Tulip-Orbit-47!"
 OTHER_PASSWORD = "Quartz-Harbor-83?"
+
+
+
+def weak_password_cases(contains_email: str) -> list[tuple[str, str]]:
+    """(password, the one rule it breaks) for the default policy; the last contains the email."""
+    return [
+        ("Sh0rt!a", "At least 8 characters"),
+        ("lowercase-only-9!", "At least 1 uppercase letter"),
+        ("UPPERCASE-ONLY-9!", "At least 1 lowercase letter"),
+        ("No-Digits-Here!", "At least 1 number"),
+        ("NoSymbols12345", "At least 1 symbol, such as ! ? # or -"),
+        ("Password1!", "Not a commonly used password"),
+        (contains_email, "Does not contain your email address"),
+    ]
+
+
 URL_RE = re.compile(r"https?://[^\s<>\"')]+")
 _ERROR_BLOCK = re.compile(r'<div class="error" role="alert" id="password-error">(.*?)</div>', re.S)
 _VOLATILE = [re.compile(r'name="csrf_token" value="[^"]*"'), re.compile(r'nonce="[^"]*"')]

@@ -24,6 +24,7 @@ from tests.lifecycle import (
     signed_in_email,
     submit,
     token_of,
+    weak_password_cases,
 )
 from tests.support import PASSWORD, csrf_of
 
@@ -235,15 +236,7 @@ def test_a_mismatched_confirmation_changes_nothing(client, url):
     assert client.get(url).status_code == 200
 
 
-@pytest.mark.parametrize("password, rule", [
-    ("Sh0rt!a", "At least 8 characters"),
-    ("lowercase-only-9!", "At least 1 uppercase letter"),
-    ("UPPERCASE-ONLY-9!", "At least 1 lowercase letter"),
-    ("No-Digits-Here!", "At least 1 number"),
-    ("NoSymbols12345", "At least 1 symbol, such as ! ? # or -"),
-    ("Password1!", "Not a commonly used password"),
-    ("Alice-Rocks-77", "Does not contain your email address"),
-])
+@pytest.mark.parametrize("password, rule", weak_password_cases("Alice-Rocks-77"))
 def test_each_rule_is_checked_server_side(client, url, password, rule):
     response = submit(client, url, new_password_form(password))
     assert response.status_code == 400
