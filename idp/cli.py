@@ -75,6 +75,19 @@ def init_command(demo: bool) -> None:
     click.echo("ready")
 
 
+@idp_group.command("purge")
+@with_appcontext
+def purge_command() -> None:
+    """Delete expired browser sessions and rate-limit windows (run it from cron)."""
+    from idp.services.sessions import purge_expired
+    from idp.services.throttle import DatabaseCounter
+
+    sessions = purge_expired()
+    counters = DatabaseCounter.purge_expired()
+    db.session.commit()
+    click.echo(json.dumps({"sessions": sessions, "rate_limit_windows": counters}))
+
+
 @idp_group.command("serve")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--host", default=None, help="Defaults to IDP_HOST (127.0.0.1).")

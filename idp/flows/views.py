@@ -21,8 +21,7 @@ from idp.flows import login as login_step
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
 from idp.flows.authorization import record_consent
 from idp.flows.logout import FLOW_TYPE as LOGOUT
-from idp.models import Tenant
-from idp.oauth.authorize import error_page
+from idp.oauth.authorize import deliver_error, error_page
 from idp.oauth.claims import SCOPE_CLAIMS
 from idp.oauth.logout import finish_logout
 from idp.oauth.server import authorization_server
@@ -123,8 +122,6 @@ def consent():
             flows.save(flow)
             return _continue(flow)
         if decision == "deny":
-            from idp.oauth.authorize import deliver_error
-
             flows.finish(flow)
             return deliver_error(flow.params, flow.data["redirect_uri"], "access_denied",
                                  "The user denied the request.")
@@ -154,8 +151,3 @@ def logout():
         return redirect(url_for("flows.home"), code=303)
     end_session(session, g.user, request.remote_addr)
     return finish_logout(redirect_uri, state)
-
-
-def tenant_name(tenant_id: int) -> str:
-    tenant = db.session.get(Tenant, tenant_id)
-    return tenant.name if tenant else ""

@@ -74,3 +74,25 @@ def test_bad_arguments_fail_cleanly(app, ctx, runner, args, message):
     result = runner.invoke(args=["idp", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_purge_deletes_only_expired_sessions_and_counters(app, ctx, runner):
+    import time
+
+    from idp.models import BrowserSession, RateLimitCounter
+
+    now = int(time.time())
+    db.session.add_all([
+        BrowserSession(id_hash="a" * 64, sid="old", data={}, created_at=now - 99,
+                       expires_at=now - 1),
+        BrowserSession(id_hash="b" * 64, sid="live", data={}, created_at=now,
+                       expires_at=now + 3600),
+        RateLimitCounter(key="ip:1", window_start=now - 600, count=3, expires_at=now - 300),
+        RateLimitCounter(key="ip:1", window_start=now, count=1, expires_at=now + 300),
+    ])
+    db.session.commit()
+    result = runner.invoke(args=["idp", "purge"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"sessions": 1, "rate_limit_windows": 1}
+    assert [s.sid for s in db.session.query(BrowserSession)] == ["live"]
+    assert [c.window_start for c in db.session.query(RateLimitCounter)] == [now]
