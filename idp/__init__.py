@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
-from idp.config import BASE_DIR, load_config
+from idp.config import RESOURCE_DIR, load_config
 from idp.extensions import babel, csrf, db, migrate
 
 API_PREFIXES = ("/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect",
@@ -99,7 +99,7 @@ def _error_handlers(app: Flask) -> None:
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(__name__, template_folder=str(BASE_DIR / "templates"),
+    app = Flask(__name__, template_folder=str(RESOURCE_DIR / "templates"),
                 static_folder=str(Path(__file__).parent / "static"))
     app.config.update(load_config())
     if config:
@@ -121,7 +121,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     _sqlite_pragmas(app)
-    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    migrate.init_app(app, db, directory=str(RESOURCE_DIR / "migrations"))
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     app.session_interface = DatabaseSessionInterface()

@@ -11,7 +11,13 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+SOURCE_DIR = Path(__file__).resolve().parent.parent
+# Templates, catalogs and migrations sit at the top of a checkout (DESIGN.md's layout); an
+# installed wheel carries them inside the package instead (setup.py copies them there).
+_BUNDLED = Path(__file__).resolve().parent / "_resources"
+RESOURCE_DIR = _BUNDLED if _BUNDLED.is_dir() else SOURCE_DIR
+# instance/ and keys/ default to the checkout when run from one, else the working directory.
+DATA_DIR = SOURCE_DIR if (SOURCE_DIR / "setup.cfg").is_file() else Path.cwd()
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -52,7 +58,7 @@ def _secret_key(instance_dir: Path) -> str:
 
 
 def load_config() -> dict:
-    instance_dir = Path(_env("INSTANCE_DIR", str(BASE_DIR / "instance")))
+    instance_dir = Path(_env("INSTANCE_DIR", str(DATA_DIR / "instance")))
     issuer = (_env("ISSUER", "http://localhost:5000") or "").rstrip("/")
     https = urlsplit(issuer).scheme == "https"
     database_url = _env("DATABASE_URL", f"sqlite:///{instance_dir / 'idp.sqlite3'}")
@@ -63,7 +69,7 @@ def load_config() -> dict:
         "IDP_HTTPS": https,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
-        "IDP_KEYS_DIR": _env("KEYS_DIR", str(BASE_DIR / "keys")),
+        "IDP_KEYS_DIR": _env("KEYS_DIR", str(DATA_DIR / "keys")),
         "IDP_SMTP_URL": _env("SMTP_URL"),
         "IDP_MAIL_FROM": _env("MAIL_FROM", "IdP <no-reply@localhost>"),
         "IDP_REDIS_URL": _env("REDIS_URL"),
@@ -104,7 +110,7 @@ def load_config() -> dict:
         "IDP_TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "IDP_ENABLE_MAIL_WORKER": _env_bool("MAIL_WORKER", True),
         "BABEL_DEFAULT_LOCALE": "en",
-        "BABEL_TRANSLATION_DIRECTORIES": str(BASE_DIR / "translations"),
+        "BABEL_TRANSLATION_DIRECTORIES": str(RESOURCE_DIR / "translations"),
         "IDP_LOCALES": ["en", "fr"],
         "WTF_CSRF_TIME_LIMIT": None,  # bound to the server-side session instead
         "WTF_CSRF_SSL_STRICT": False,  # Referer checks break under no-referrer

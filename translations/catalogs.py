@@ -1,8 +1,11 @@
 """Catalog maintenance: `update` merges new strings, `check` fails on any missing translation.
 
-English is the source language, so `update` fills the English catalog with the
-source strings; French must be translated by a person. `check` extracts the
-strings from the code afresh, so a string added without running `update` fails too.
+The `.po` files are the one source of the translations: translators edit them with
+Poedit, Weblate or a text editor. English is the source language, so `update` fills
+the English catalog with the source strings; French is translated in its `.po`.
+`check` extracts the strings from the code afresh, so a string added without running
+`update` fails too, and it refuses a header that the standard `pybabel compile`
+would skip (marked fuzzy) or that still carries the template's placeholders.
 """
 
 from __future__ import annotations
@@ -17,6 +20,45 @@ from babel.messages.pofile import read_po, write_po
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ("en", "fr")
 POT = ROOT / "translations" / "messages.pot"
+PROJECT = "idp"
+CONTACT = "the idp maintainers (README.md, translations)"
+TEAMS = {"en": "English", "fr": "French"}
+PLACEHOLDERS = ("PROJECT", "ORGANIZATION", "FIRST AUTHOR", "EMAIL@ADDRESS", "YEAR-MO-DA",
+                "FULL NAME", "LL@li.org")
+
+
+def _version() -> str:
+    for line in (ROOT / "setup.cfg").read_text(encoding="utf-8").splitlines():
+        if line.startswith("version"):
+            return line.split("=", 1)[1].strip()
+    return "0"
+
+
+def set_header(catalog, locale: str) -> None:
+    """A real header, never fuzzy: `pybabel compile` skips a catalog marked fuzzy."""
+    catalog.project = PROJECT
+    catalog.version = _version()
+    catalog.copyright_holder = "the idp authors"
+    catalog.msgid_bugs_address = CONTACT
+    catalog.last_translator = f"idp {TEAMS[locale]} translators"
+    catalog.language_team = f"{TEAMS[locale]}, {CONTACT}"
+    catalog.revision_date = catalog.creation_date
+    catalog.fuzzy = False
+    catalog.header_comment = (f"# {TEAMS[locale]} translations for {PROJECT}.\n"
+                              f"# Copyright (C) the idp authors.\n"
+                              f"# This file is distributed under the same license as {PROJECT}.\n#")
+
+
+def header_problems(path: Path, locale: str) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    head = text.split("\n\n", 1)[0]
+    problems = []
+    if "#, fuzzy" in head:
+        problems.append(f"{locale}: header marked fuzzy (pybabel compile would skip the catalog)")
+    for placeholder in PLACEHOLDERS:
+        if placeholder in head:
+            problems.append(f"{locale}: header still has the placeholder {placeholder!r}")
+    return problems
 
 
 def extract(target: Path) -> None:
@@ -45,6 +87,7 @@ def update() -> None:
 
             catalog = Catalog(locale=locale)
         catalog.update(template, no_fuzzy_matching=True)
+        set_header(catalog, locale)
         if locale == "en":
             for message in catalog:
                 if isinstance(message.id, tuple):  # plural: singular and plural forms
@@ -70,6 +113,7 @@ def check() -> int:
         if not path.exists():
             problems.append(f"{locale}: catalog missing ({path})")
             continue
+        problems.extend(header_problems(path, locale))
         with path.open("rb") as handle:
             catalog = read_po(handle, locale=locale)
         for message in template:
