@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.flask_client import OAuth, OAuthError
-from flask import (Flask, abort, current_app, flash, redirect, render_template, request,
-                   session)
+from flask import Flask, abort, current_app, flash, redirect, render_template, request, session
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
