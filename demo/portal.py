@@ -214,6 +214,8 @@ def _routes(app: Flask) -> None:
             token = provider.authorize_access_token()
         except OAuthError as exc:
             return _page(400, f"Sign-in failed: {exc.description or exc.error}")
+        except JoseError as exc:
+            return _page(400, f"Sign-in failed: the ID token is not valid ({exc.error}).")
         userinfo = provider.userinfo(token=token)
         key = secrets.token_urlsafe(32)
         _store().save(key, {"token": dict(token), "claims": dict(token["userinfo"]),
