@@ -9,7 +9,13 @@ import pytest
 from werkzeug.serving import make_server
 
 from demo import create_app
-from tests.browser.pages import LONG_EMAIL, assert_page_ok, sign_in
+from tests.browser.pages import (
+    LONG_EMAIL,
+    assert_focus_visible,
+    assert_page_ok,
+    focused,
+    sign_in,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +48,11 @@ def test_sign_in_refresh_and_sign_out_through_the_demo_portal(page, live_server,
     page.get_by_role("heading", name="Demo portal").wait_for()
     page.get_by_text("None received yet.").wait_for()
     assert_page_ok(page, "demo portal, signed out")
+    page.keyboard.press("Tab")  # the provider's link in the header, then the button
+    assert_focus_visible(page, background=(0x16, 0x32, 0x4F))
+    page.keyboard.press("Tab")
+    assert focused(page)["text"] == "Sign in"
+    assert_focus_visible(page)
 
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{live_server.url}/login?flow=**")
