@@ -33,7 +33,7 @@ i18n-check: $(STAMP)
 	$(PY) translations/catalogs.py check
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check idp tests bench translations wsgi.py setup.py
+	$(VENV)/bin/ruff check idp demo tests bench translations wsgi.py setup.py
 
 # Debian's Chromium for the browser tests; installed only when missing.
 chromium:
@@ -46,9 +46,10 @@ $(NODE_STAMP): $(NODE_DIR)/package.json
 
 node: $(NODE_STAMP)
 
+# The IdP on :5000 and the demo portal (demo/) on :8080; the portal stops with the IdP.
 run: install translations
 	$(VENV)/bin/idp init --demo
-	$(VENV)/bin/idp serve
+	$(PY) -m demo & portal=$$!; trap 'kill $$portal' EXIT; $(VENV)/bin/idp serve
 
 test: install translations chromium node i18n-check lint
 	$(PY) -m pytest

@@ -18,7 +18,8 @@ DEMO_TENANT = "acme"
 DEMO_CLIENT_ID = "acme-portal"
 DEMO_EMAIL = "demo@acme.test"
 DEMO_PASSWORD = "Demo-Passw0rd!"
-DEMO_REDIRECT_URIS = ["http://localhost:8080/callback", "http://127.0.0.1:8080/callback"]
+DEMO_SCOPE = "openid profile email offline_access"
+DEMO_GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
 
 idp_group = AppGroup("idp", help="Identity provider administration.")
 
@@ -34,7 +35,25 @@ def _upgrade() -> None:
     upgrade(directory=current_app.extensions["migrate"].directory)
 
 
+def demo_registration(port: int) -> dict:
+    """What the demo portal (`python -m demo`, on `port`) is registered with."""
+    base = f"http://localhost:{port}"
+    return {"redirect_uris": [f"{base}/callback", f"http://127.0.0.1:{port}/callback"],
+            "post_logout_redirect_uris": [f"{base}/"],
+            "backchannel_logout_uri": f"{base}/backchannel-logout",
+            "grant_types": DEMO_GRANT_TYPES}
+
+
+def _write_demo_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"client_id": DEMO_CLIENT_ID, "client_secret": secret}, handle)
+
+
 def _seed_demo() -> dict:
+    """The demo tenant, user and client; an existing demo client gets the current
+    registration, and a new secret when instance/demo_client.json lost it."""
     from idp.models import Client
     from idp.services import accounts, clients, tenants
 
@@ -43,18 +62,24 @@ def _seed_demo() -> dict:
         accounts.create_user(DEMO_EMAIL, DEMO_PASSWORD, tenant=tenant, role="super_admin",
                              given_name="Demo", family_name="User", locale=None)
     secret_file = Path(current_app.config["INSTANCE_DIR"]) / "demo_client.json"
-    if db.session.query(Client).filter_by(client_id=DEMO_CLIENT_ID).first() is None:
-        registered = clients.create_client(
-            "Acme portal (demo)", DEMO_REDIRECT_URIS, tenant=tenant, client_id=DEMO_CLIENT_ID,
-            grant_types=["authorization_code", "refresh_token", "client_credentials"],
-            post_logout_redirect_uris=["http://localhost:8080/"])
-        secret_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"client_id": DEMO_CLIENT_ID, "client_secret": registered.client_secret},
-                      handle)
+    registration = demo_registration(current_app.config["IDP_DEMO_PORT"])
+    client = db.session.query(Client).filter_by(client_id=DEMO_CLIENT_ID).first()
+    if client is None:
+        registered = clients.create_client("Acme portal (demo)", tenant=tenant,
+                                           client_id=DEMO_CLIENT_ID, **registration)
+        secret = registered.client_secret
+    else:
+        scope = " ".join(dict.fromkeys(client.scope.split() + DEMO_SCOPE.split()))
+        clients.update_registration(client, **registration, scope=scope)
+        try:
+            secret = json.loads(secret_file.read_text()).get("client_secret")
+        except (OSError, ValueError, AttributeError):
+            secret = None
+        if not client.check_client_secret(secret):
+            secret = clients.new_secret(client)
     db.session.commit()
-    return json.loads(secret_file.read_text()) if secret_file.exists() else {}
+    _write_demo_secret(secret_file, secret)
+    return {"client_id": DEMO_CLIENT_ID, "client_secret": secret}
 
 
 @idp_group.command("init")
@@ -70,8 +95,8 @@ def init_command(demo: bool) -> None:
     if demo:
         creds = _seed_demo()
         click.echo(f"demo tenant: {DEMO_TENANT}; user: {DEMO_EMAIL} / {DEMO_PASSWORD}")
-        click.echo(f"demo client: {json.dumps(creds)} "
-                   f"(redirect URIs: {', '.join(DEMO_REDIRECT_URIS)})")
+        uris = demo_registration(current_app.config["IDP_DEMO_PORT"])["redirect_uris"]
+        click.echo(f"demo client: {json.dumps(creds)} (redirect URIs: {', '.join(uris)})")
     click.echo("ready")
 
 

@@ -79,6 +79,8 @@ def load_config() -> dict:
         "IDP_BRAND_NAME": _env("BRAND_NAME", "Identity"),
         "IDP_HOST": _env("HOST", "127.0.0.1"),
         "IDP_PORT": _env_int("PORT", 5000),
+        # Where `make run` serves the demo portal (demo/), which `idp init --demo` registers.
+        "IDP_DEMO_PORT": _env_int("DEMO_PORT", 8080),
         # Lifetimes, in seconds.
         "IDP_CODE_TTL": _env_int("CODE_TTL", 600),
         # How long a process may use its copy of a client's registration (0: no cache).

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from idp.extensions import db
 from idp.models import Client, Tenant
 from idp.models.oauth import digest
+from idp.oauth.claims import SUPPORTED_SCOPES
 from idp.oauth.redirects import InvalidRedirectURI, validate_redirect_uri
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -49,13 +50,8 @@ def create_client(name: str, redirect_uris: list[str], *, public: bool = False,
         raise ClientError("authorization_code needs at least one redirect URI")
     if id_token_alg not in ("RS256", "ES256"):
         raise ClientError("id_token alg must be RS256 or ES256")
-    try:
-        uris = [validate_redirect_uri(u, public) for u in redirect_uris]
-        logout_uris = [validate_redirect_uri(u, public) for u in post_logout_redirect_uris or []]
-        if backchannel_logout_uri:
-            validate_redirect_uri(backchannel_logout_uri, False)
-    except InvalidRedirectURI as exc:
-        raise ClientError(f"invalid redirect URI: {exc}") from exc
+    uris, logout_uris = _validated_uris(redirect_uris, post_logout_redirect_uris,
+                                        backchannel_logout_uri, public)
     secret = None if auth_method in ("none", "private_key_jwt") else secrets.token_urlsafe(32)
     client = Client(
         client_id=client_id or secrets.token_urlsafe(18), secret_hash=digest(secret) if secret else None,
@@ -66,3 +62,47 @@ def create_client(name: str, redirect_uris: list[str], *, public: bool = False,
     db.session.add(client)
     db.session.flush()
     return RegisteredClient(client, secret)
+
+
+def _validated_uris(redirect_uris: list[str], post_logout_redirect_uris: list[str] | None,
+                    backchannel_logout_uri: str | None, public: bool) -> tuple[list, list]:
+    try:
+        uris = [validate_redirect_uri(u, public) for u in redirect_uris]
+        logout_uris = [validate_redirect_uri(u, public) for u in post_logout_redirect_uris or []]
+        if backchannel_logout_uri:
+            validate_redirect_uri(backchannel_logout_uri, False)
+    except InvalidRedirectURI as exc:
+        raise ClientError(f"invalid redirect URI: {exc}") from exc
+    return uris, logout_uris
+
+
+def update_registration(client: Client, *, redirect_uris: list[str],
+                        post_logout_redirect_uris: list[str],
+                        backchannel_logout_uri: str | None, grant_types: list[str],
+                        scope: str | None = None) -> Client:
+    """Replace a client's URIs, grant types and (when given) allowed scopes."""
+    unknown = set(grant_types) - set(GRANT_TYPES)
+    if unknown:
+        raise ClientError(f"unsupported grant types: {', '.join(sorted(unknown))}")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientError("authorization_code needs at least one redirect URI")
+    if scope is not None and set(scope.split()) - set(SUPPORTED_SCOPES):
+        raise ClientError("unsupported scopes")
+    client.redirect_uris, client.post_logout_redirect_uris = _validated_uris(
+        redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, client.is_public)
+    client.backchannel_logout_uri = backchannel_logout_uri
+    client.grant_types = list(grant_types)
+    if scope is not None:
+        client.scope = scope
+    db.session.flush()
+    return client
+
+
+def new_secret(client: Client) -> str:
+    """Give a confidential client a new secret (the old one stops working); returns it."""
+    if client.token_endpoint_auth_method in ("none", "private_key_jwt"):
+        raise ClientError("this client authenticates without a secret")
+    secret = secrets.token_urlsafe(32)
+    client.secret_hash = digest(secret)
+    db.session.flush()
+    return secret

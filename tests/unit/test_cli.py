@@ -25,6 +25,61 @@ def test_init_demo_is_idempotent(app, ctx, runner):
     assert "acme-portal" in second.output
 
 
+def _demo_client_file(app):
+    from pathlib import Path
+
+    return Path(app.config["INSTANCE_DIR"]) / "demo_client.json"
+
+
+def test_init_demo_registers_the_demo_portal(app, ctx, runner, monkeypatch):
+    monkeypatch.setitem(app.config, "IDP_DEMO_PORT", 8181)
+    _demo_client_file(app).unlink(missing_ok=True)
+    result = runner.invoke(args=["idp", "init", "--demo"])
+    assert result.exit_code == 0, result.output
+    client = db.session.query(Client).filter_by(client_id="acme-portal").one()
+    assert client.redirect_uris == ["http://localhost:8181/callback",
+                                    "http://127.0.0.1:8181/callback"]
+    assert client.post_logout_redirect_uris == ["http://localhost:8181/"]
+    assert client.backchannel_logout_uri == "http://localhost:8181/backchannel-logout"
+    assert {"authorization_code", "refresh_token"} <= set(client.grant_types)
+    assert {"openid", "email", "profile", "offline_access"} <= set(client.scope.split())
+    creds = json.loads(_demo_client_file(app).read_text())
+    assert creds["client_id"] == "acme-portal" and client.check_client_secret(creds["client_secret"])
+
+
+def test_init_demo_updates_an_older_demo_client(app, ctx, runner, monkeypatch):
+    assert runner.invoke(args=["idp", "init", "--demo"]).exit_code == 0
+    first = json.loads(_demo_client_file(app).read_text())
+    client = db.session.query(Client).filter_by(client_id="acme-portal").one()
+    # What an earlier `idp init --demo` registered: no back-channel URI, fewer scopes.
+    client.backchannel_logout_uri = None
+    client.post_logout_redirect_uris = []
+    client.scope = "openid email"
+    db.session.commit()
+
+    monkeypatch.setitem(app.config, "IDP_DEMO_PORT", 8282)
+    result = runner.invoke(args=["idp", "init", "--demo"])
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    client = db.session.query(Client).filter_by(client_id="acme-portal").one()
+    assert client.backchannel_logout_uri == "http://localhost:8282/backchannel-logout"
+    assert client.post_logout_redirect_uris == ["http://localhost:8282/"]
+    assert client.redirect_uris[0] == "http://localhost:8282/callback"
+    assert {"openid", "email", "profile", "offline_access"} <= set(client.scope.split())
+    assert json.loads(_demo_client_file(app).read_text()) == first  # the secret is kept
+    assert first["client_secret"] in result.output
+
+    # The file lost: a new secret, written where the portal reads it.
+    _demo_client_file(app).unlink()
+    assert runner.invoke(args=["idp", "init", "--demo"]).exit_code == 0
+    db.session.expire_all()
+    creds = json.loads(_demo_client_file(app).read_text())
+    assert creds["client_secret"] != first["client_secret"]
+    client = db.session.query(Client).filter_by(client_id="acme-portal").one()
+    assert client.check_client_secret(creds["client_secret"])
+    assert not client.check_client_secret(first["client_secret"])
+
+
 def test_tenant_user_and_client_creation(app, ctx, runner):
     result = runner.invoke(args=["idp", "tenant", "create", "globex", "--name", "Globex",
                                  "--no-self-registration"])
