@@ -66,7 +66,8 @@ class Client(db.Model):
         return " ".join(s for s in scope.split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return any(redirect_uri_matches(r, redirect_uri) for r in self.redirect_uris)
+        return any(redirect_uri_matches(r, redirect_uri, native=self.is_public)
+                   for r in self.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
         if not self.secret_hash or not isinstance(client_secret, str):
