@@ -94,6 +94,19 @@ def deliver_error(params: dict, redirect_uri: str, error: str, description: str 
                                           "state": params.get("state")})
 
 
+REQUEST_OBJECT_ERRORS = {"request": "request_not_supported",
+                         "request_uri": "request_uri_not_supported"}
+
+
+def _refuse_request_objects(values) -> None:
+    """Request objects are not supported (discovery says so): an error, never silence,
+    since the parameters inside one (``state``, ``nonce``...) would be lost (OIDC Core
+    3.1.2.6, 6)."""
+    for name, error in REQUEST_OBJECT_ERRORS.items():
+        if name in values:
+            raise AuthorizationDenied(error, f"The '{name}' parameter is not supported.")
+
+
 def _check_oidc_params(params: dict) -> dict:
     """Validate what Authlib leaves to us; returns data for the flow record."""
     data: dict = {}
@@ -135,12 +148,18 @@ def authorize():
         grant = server.get_consent_grant(end_user=None)
     except OAuth2Error as error:
         if error.redirect_uri:
+            # A request object explains the other errors (its parameters are missing here).
+            try:
+                _refuse_request_objects(values)
+            except AuthorizationDenied as denied:
+                error.error, error.description = denied.error, denied.description
             return deliver_error(values.to_dict(), error.redirect_uri, error.error,
                                  error.description)
         return error_page(_("This application sent an invalid sign-in request."), 400, error.error)
     params = {key: values.get(key) for key in AUTHORIZATION_PARAMS if key in values}
     duplicated = [key for key in SINGLE_VALUED if len(values.getlist(key)) > 1]
     try:
+        _refuse_request_objects(values)
         if duplicated:
             raise AuthorizationDenied("invalid_request", f"Multiple '{duplicated[0]}'.")
         data = _check_oidc_params(params)
