@@ -36,7 +36,12 @@ from idp.flows.authorization import (
     State,
     plan,
 )
-from idp.oauth.claims import InvalidClaimsRequest, essential_acr_values, parse_claims_request
+from idp.oauth.claims import (
+    InvalidClaimsRequest,
+    essential_acr_values,
+    limit_claims_request,
+    parse_claims_request,
+)
 from idp.oauth.grants import AuthorizedSubject
 from idp.oauth.id_token_hint import InvalidHint, decode_id_token_hint
 from idp.oauth.server import authorization_server
@@ -107,7 +112,7 @@ def _refuse_request_objects(values) -> None:
             raise AuthorizationDenied(error, f"The '{name}' parameter is not supported.")
 
 
-def _check_oidc_params(params: dict) -> dict:
+def _check_oidc_params(params: dict, client) -> dict:
     """Validate what Authlib leaves to us; returns data for the flow record."""
     data: dict = {}
     if params.get("response_mode") and params["response_mode"] not in RESPONSE_MODES:
@@ -125,7 +130,8 @@ def _check_oidc_params(params: dict) -> dict:
     except InvalidClaimsRequest as exc:
         raise AuthorizationDenied("invalid_request", str(exc)) from exc
     if claims:
-        data["claims"] = claims
+        # Never more than the client may ask for: consent and release both use this.
+        data["claims"] = limit_claims_request(claims, client.scope)
         data["essential_acr"] = essential_acr_values(claims)
     if params.get("id_token_hint"):
         try:
@@ -162,7 +168,7 @@ def authorize():
         _refuse_request_objects(values)
         if duplicated:
             raise AuthorizationDenied("invalid_request", f"Multiple '{duplicated[0]}'.")
-        data = _check_oidc_params(params)
+        data = _check_oidc_params(params, grant.request.client)
     except AuthorizationDenied as denied:
         return deliver_error(params, grant.redirect_uri, denied.error, denied.description)
     if params.get("ui_locales"):
