@@ -108,9 +108,9 @@ def select_tenant():
 @bp.route("/consent", methods=["GET", "POST"])
 def consent():
     flow = _authorization_flow()
-    if g.user is None:
-        return _continue(flow)
     client = _client_of(flow)
+    if g.user is None or client is None:
+        return _continue(flow)  # the plan asks for a login, or ends a client gone meanwhile
     access = requested_access(flow, client)
     scopes = [s for s in access.scopes if s in SCOPE_CLAIMS or s == "offline_access"]
     page = {"flow": flow, "client": client, "scopes": scopes, "claims": access.claims}

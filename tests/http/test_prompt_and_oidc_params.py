@@ -512,3 +512,18 @@ def test_first_party_claims_are_capped_by_the_clients_scopes(client, factory, dr
     assert id_token["email"] == "alice@example.com" and "given_name" not in id_token
     info = _userinfo(driver, tokens)
     assert info["email"] == "alice@example.com" and "name" not in info
+
+
+def test_consent_page_of_a_client_removed_meanwhile_ends_the_flow(driver, third_party):
+    from idp.extensions import db
+    from idp.models import Client
+
+    driver.sign_in()
+    page = _consent_page(driver, _authorize(driver, third_party, claims=EMAIL_AND_NAME))
+    action = html.unescape(re.search(r'action="([^"]*consent[^"]*)"', page.text).group(1))
+    db.session.delete(db.session.query(Client).filter_by(client_id=third_party.client_id).one())
+    db.session.commit()
+    for response in (driver.http.get(action), driver.http.post(action, data={
+            "decision": "allow", "csrf_token": csrf_of(page.text)})):
+        ended = driver.follow(response)
+        assert ended.status_code == 400 and "Location" not in ended.headers
