@@ -229,7 +229,9 @@ idp_group.add_command(mail_group)
 @click.option("--post-logout-redirect-uri", "logout_uris", multiple=True)
 @click.option("--backchannel-logout-uri", default=None)
 @click.option("--consent", is_flag=True, help="Ask the user's consent (third-party client).")
-@click.option("--auth-method", default=None)
+@click.option("--auth-method", default=None,
+              help="Pin one: client_secret_basic, client_secret_post, private_key_jwt (with "
+                   "--jwks), none (--public). Default: a secret sent either way (basic or post).")
 @click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--id-token-alg", default="RS256", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from idp.extensions import db
 from idp.flows.base import Flow
 from idp.models import Client, Consent, User
+from idp.oauth.claims import requested_user_claims, scope_claims
 from idp.services.accounts import memberships_for_client
 
 FLOW_TYPE = "authorization"
@@ -120,6 +121,22 @@ def _resolve_tenant(flow: Flow, user: User, client: Client) -> State | None:
     return State.SELECT_TENANT
 
 
+@dataclass
+class RequestedAccess:
+    """What an authorization would release: the scopes the client may have among those
+    requested, and the claims requested one by one (``claims``) that they do not cover."""
+
+    scopes: list[str]
+    claims: list[str]
+
+
+def requested_access(flow: Flow, client: Client) -> RequestedAccess:
+    scope = client.get_allowed_scope(flow.params.get("scope"))
+    covered = scope_claims(scope)
+    claims = [c for c in requested_user_claims(flow.data.get("claims")) if c not in covered]
+    return RequestedAccess(scope.split(), claims)
+
+
 def _consent_needed(flow: Flow, user: User, client: Client) -> bool:
     if flow.data.get("consented"):
         return False
@@ -127,10 +144,14 @@ def _consent_needed(flow: Flow, user: User, client: Client) -> bool:
         return True
     if not client.require_consent:
         return False
-    granted = db.session.scalar(select(Consent.scope).where(
+    consent = db.session.scalar(select(Consent).where(
         Consent.user_id == user.id, Consent.client_id == client.client_id))
-    wanted = set((flow.params.get("scope") or "").split())
-    return granted is None or not wanted.issubset(set(granted.split()))
+    if consent is None:
+        return True
+    wanted = requested_access(flow, client)
+    granted_claims = set(consent.claims.split()) | scope_claims(consent.scope)
+    return not (set(wanted.scopes) <= set(consent.scope.split())
+                and set(wanted.claims) <= granted_claims)
 
 
 USER_DECISIONS = ("tenant_id", "consented")
@@ -171,11 +192,13 @@ def acr_for(amr: list) -> str:
     return LOA_MFA if len(set(amr)) > 1 else LOA_PASSWORD
 
 
-def record_consent(user: User, client: Client, scope: str) -> None:
+def record_consent(user: User, client: Client, access: RequestedAccess) -> None:
+    """Remember what the person allowed (added to what they allowed before)."""
     consent = db.session.scalar(select(Consent).where(
         Consent.user_id == user.id, Consent.client_id == client.client_id))
     if consent is None:
-        db.session.add(Consent(user_id=user.id, client_id=client.client_id, scope=scope))
-    else:
-        consent.scope = " ".join(sorted(set(consent.scope.split()) | set(scope.split())))
-        consent.granted_at = int(time.time())
+        consent = Consent(user_id=user.id, client_id=client.client_id, scope="", claims="")
+        db.session.add(consent)
+    consent.scope = " ".join(sorted(set(consent.scope.split()) | set(access.scopes)))
+    consent.claims = " ".join(sorted(set(consent.claims.split()) | set(access.claims)))
+    consent.granted_at = int(time.time())

@@ -19,7 +19,7 @@ from idp.extensions import db
 from idp.flows import base as flows
 from idp.flows import login as login_step
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
-from idp.flows.authorization import record_consent
+from idp.flows.authorization import record_consent, requested_access
 from idp.flows.logout import FLOW_TYPE as LOGOUT
 from idp.oauth.authorize import deliver_error, error_page
 from idp.oauth.claims import SCOPE_CLAIMS
@@ -108,15 +108,16 @@ def select_tenant():
 @bp.route("/consent", methods=["GET", "POST"])
 def consent():
     flow = _authorization_flow()
-    if g.user is None:
-        return _continue(flow)
     client = _client_of(flow)
-    scopes = [s for s in (flow.params.get("scope") or "").split() if s in SCOPE_CLAIMS
-              or s == "offline_access"]
+    if g.user is None or client is None:
+        return _continue(flow)  # the plan asks for a login, or ends a client gone meanwhile
+    access = requested_access(flow, client)
+    scopes = [s for s in access.scopes if s in SCOPE_CLAIMS or s == "offline_access"]
+    page = {"flow": flow, "client": client, "scopes": scopes, "claims": access.claims}
     if request.method == "POST":
         decision = request.form.get("decision")
         if decision == "allow":
-            record_consent(g.user, client, flow.params.get("scope") or "")
+            record_consent(g.user, client, access)
             db.session.commit()
             flow.data["consented"] = True
             flows.save(flow)
@@ -125,9 +126,9 @@ def consent():
             flows.finish(flow)
             return deliver_error(flow.params, flow.data["redirect_uri"], "access_denied",
                                  "The user denied the request.")
-        return render_template("flows/consent.html", flow=flow, client=client, scopes=scopes,
+        return render_template("flows/consent.html", **page,
                                error=_("Choose whether to allow access.")), 400
-    return render_template("flows/consent.html", flow=flow, client=client, scopes=scopes)
+    return render_template("flows/consent.html", **page)
 
 
 @bp.route("/logout", methods=["GET", "POST"])

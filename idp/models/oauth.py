@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
@@ -36,8 +36,11 @@ class Client(db.Model):
     scope: Mapped[str] = mapped_column(
         String(500), nullable=False, default="openid profile email phone address offline_access"
     )
-    token_endpoint_auth_method: Mapped[str] = mapped_column(
-        String(40), nullable=False, default="client_secret_basic"
+    # How the client may authenticate at the token, revocation and introspection endpoints:
+    # ["none"] (public), ["private_key_jwt"], one pinned secret method, or both
+    # (client_secret_basic and client_secret_post, the default for a secret).
+    token_endpoint_auth_methods: Mapped[list] = mapped_column(
+        JSONType, nullable=False, server_default=text("'[]'")
     )
     # Public keys (a JWK Set) for private_key_jwt.
     jwks: Mapped[dict | None] = mapped_column(JSONType)
@@ -50,7 +53,7 @@ class Client(db.Model):
     # --- Authlib ClientMixin -------------------------------------------------
     @property
     def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"
+        return self.token_endpoint_auth_methods == ["none"]
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -66,7 +69,8 @@ class Client(db.Model):
         return " ".join(s for s in scope.split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return any(redirect_uri_matches(r, redirect_uri) for r in self.redirect_uris)
+        return any(redirect_uri_matches(r, redirect_uri, native=self.is_public)
+                   for r in self.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
         if not self.secret_hash or not isinstance(client_secret, str):
@@ -74,10 +78,8 @@ class Client(db.Model):
         return hmac.compare_digest(self.secret_hash, digest(client_secret))
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if endpoint == "token":
-            return method == self.token_endpoint_auth_method
-        # revocation and introspection accept the client's own method
-        return method == self.token_endpoint_auth_method
+        # The same methods at the token, revocation and introspection endpoints.
+        return method in self.token_endpoint_auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code" and "authorization_code" in self.grant_types
@@ -187,6 +189,8 @@ class Consent(db.Model):
         ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), nullable=False
     )
     scope: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # Claims granted one by one (the `claims` request parameter), beyond those of `scope`.
+    claims: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
     granted_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
 
 

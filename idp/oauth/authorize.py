@@ -36,7 +36,12 @@ from idp.flows.authorization import (
     State,
     plan,
 )
-from idp.oauth.claims import InvalidClaimsRequest, essential_acr_values, parse_claims_request
+from idp.oauth.claims import (
+    InvalidClaimsRequest,
+    essential_acr_values,
+    limit_claims_request,
+    parse_claims_request,
+)
 from idp.oauth.grants import AuthorizedSubject
 from idp.oauth.id_token_hint import InvalidHint, decode_id_token_hint
 from idp.oauth.server import authorization_server
@@ -94,7 +99,20 @@ def deliver_error(params: dict, redirect_uri: str, error: str, description: str 
                                           "state": params.get("state")})
 
 
-def _check_oidc_params(params: dict) -> dict:
+REQUEST_OBJECT_ERRORS = {"request": "request_not_supported",
+                         "request_uri": "request_uri_not_supported"}
+
+
+def _refuse_request_objects(values) -> None:
+    """Request objects are not supported (discovery says so): an error, never silence,
+    since the parameters inside one (``state``, ``nonce``...) would be lost (OIDC Core
+    3.1.2.6, 6)."""
+    for name, error in REQUEST_OBJECT_ERRORS.items():
+        if name in values:
+            raise AuthorizationDenied(error, f"The '{name}' parameter is not supported.")
+
+
+def _check_oidc_params(params: dict, client) -> dict:
     """Validate what Authlib leaves to us; returns data for the flow record."""
     data: dict = {}
     if params.get("response_mode") and params["response_mode"] not in RESPONSE_MODES:
@@ -112,7 +130,8 @@ def _check_oidc_params(params: dict) -> dict:
     except InvalidClaimsRequest as exc:
         raise AuthorizationDenied("invalid_request", str(exc)) from exc
     if claims:
-        data["claims"] = claims
+        # Never more than the client may ask for: consent and release both use this.
+        data["claims"] = limit_claims_request(claims, client.scope)
         data["essential_acr"] = essential_acr_values(claims)
     if params.get("id_token_hint"):
         try:
@@ -135,15 +154,21 @@ def authorize():
         grant = server.get_consent_grant(end_user=None)
     except OAuth2Error as error:
         if error.redirect_uri:
+            # A request object explains the other errors (its parameters are missing here).
+            try:
+                _refuse_request_objects(values)
+            except AuthorizationDenied as denied:
+                error.error, error.description = denied.error, denied.description
             return deliver_error(values.to_dict(), error.redirect_uri, error.error,
                                  error.description)
         return error_page(_("This application sent an invalid sign-in request."), 400, error.error)
     params = {key: values.get(key) for key in AUTHORIZATION_PARAMS if key in values}
     duplicated = [key for key in SINGLE_VALUED if len(values.getlist(key)) > 1]
     try:
+        _refuse_request_objects(values)
         if duplicated:
             raise AuthorizationDenied("invalid_request", f"Multiple '{duplicated[0]}'.")
-        data = _check_oidc_params(params)
+        data = _check_oidc_params(params, grant.request.client)
     except AuthorizationDenied as denied:
         return deliver_error(params, grant.redirect_uri, denied.error, denied.description)
     if params.get("ui_locales"):

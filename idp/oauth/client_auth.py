@@ -1,10 +1,11 @@
-"""Client authentication: private_key_jwt (RFC 7523, OIDC Core 9) and a safe Basic."""
+"""Client authentication: one method per request, private_key_jwt (RFC 7523, OIDC Core 9)
+and a safe Basic."""
 
 from __future__ import annotations
 
 import time
 
-from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.authenticate_client import (
     authenticate_client_secret_basic as _authlib_basic,
 )
@@ -17,6 +18,28 @@ from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
 from idp.models import ClientAssertionJti
+
+
+def presented_methods(request) -> list[str]:
+    """The ways of authenticating this request carries: HTTP Basic, a secret in the body,
+    an assertion in the body (a ``client_id`` alone in the body is no authentication)."""
+    scheme = (request.headers.get("Authorization") or "").split(" ", 1)[0].lower()
+    form = request.form
+    found = []
+    if scheme == "basic":
+        found.append("client_secret_basic")
+    if "client_secret" in form:
+        found.append("client_secret_post")
+    if "client_assertion" in form or "client_assertion_type" in form:
+        found.append("private_key_jwt")
+    return found
+
+
+def refuse_several_methods(request) -> None:
+    """RFC 6749 2.3: the client MUST NOT use more than one authentication method in each
+    request. Checked before any method is tried, whichever would have succeeded."""
+    if len(presented_methods(request)) > 1:
+        raise InvalidRequestError("Use one client authentication method per request.")
 
 
 def authenticate_client_secret_basic(query_client, request):
@@ -40,7 +63,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def resolve_client_public_key(self, client):
         """The keys the client registered; a client without keys cannot use an assertion."""
-        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not client.jwks:
+        if not client.check_endpoint_auth_method(self.CLIENT_AUTH_METHOD, "token") \
+                or not client.jwks:
             raise InvalidClientError(
                 description="The client cannot authenticate with method: private_key_jwt")
         try:

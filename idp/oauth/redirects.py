@@ -1,7 +1,9 @@
 """Redirect URI rules (RFC 9700 section 4.1, RFC 8252 section 7.3).
 
 Matching is an exact string comparison; the single exception is the port of a
-loopback IP literal for native apps. No normalisation, no wildcards.
+loopback IP literal registered by a native (public) app (RFC 8252 7.3): a web
+(confidential) client's loopback URI matches exactly like any other. No
+normalisation, no wildcards.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ def _loopback_parts(uri: str):
     return host, parts.path, parts.query, parts.fragment
 
 
-def redirect_uri_matches(registered: str, requested: str) -> bool:
+def redirect_uri_matches(registered: str, requested: str, *, native: bool = False) -> bool:
+    """Exact match; for a native app (``native``), any port on a registered loopback IP."""
     if not isinstance(requested, str):
         return False
     if registered == requested:
         return True
+    if not native:
+        return False
     reg = _loopback_parts(registered)
     if reg is None:
         return False

@@ -12,7 +12,11 @@ from sqlalchemy import select
 from idp.extensions import db
 from idp.models import Client
 from idp.oauth.claims import SUPPORTED_SCOPES
-from idp.oauth.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
+from idp.oauth.client_auth import (
+    PrivateKeyJWT,
+    authenticate_client_secret_basic,
+    refuse_several_methods,
+)
 from idp.oauth.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -45,6 +49,11 @@ class AuthorizationServer(_FlaskAuthorizationServer):
                 cache.clear()
             cache[client_id] = (client, now)
         return client
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        """Every client authentication (token, revocation, introspection) comes here."""
+        refuse_several_methods(request)
+        return super().authenticate_client(request, methods, endpoint)
 
     def save_token(self, token, request) -> None:
         db.session.add(request.token_row)

@@ -13,6 +13,8 @@ from idp.oauth.redirects import InvalidRedirectURI, validate_redirect_uri
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+# A client with a secret may send it either way (RFC 6749 2.3.1) unless it pins one.
+SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 class ClientError(ValueError):
@@ -37,11 +39,14 @@ def create_client(name: str, redirect_uris: list[str], *, public: bool = False,
     unknown = set(grant_types) - set(GRANT_TYPES)
     if unknown:
         raise ClientError(f"unsupported grant types: {', '.join(sorted(unknown))}")
-    auth_method = auth_method or ("none" if public else "client_secret_basic")
-    if auth_method not in AUTH_METHODS:
+    if public and auth_method is None:
+        auth_method = "none"
+    if auth_method is not None and auth_method not in AUTH_METHODS:
         raise ClientError(f"auth method must be one of {', '.join(AUTH_METHODS)}")
     if public != (auth_method == "none"):
         raise ClientError("public clients use auth method 'none', and only they do")
+    # Pinned to one method, or (no auth_method for a secret) either secret method.
+    auth_methods = [auth_method] if auth_method else list(SECRET_METHODS)
     if public and "client_credentials" in grant_types:
         raise ClientError("public clients cannot use client_credentials")
     if auth_method == "private_key_jwt" and not (jwks and jwks.get("keys")):
@@ -57,7 +62,7 @@ def create_client(name: str, redirect_uris: list[str], *, public: bool = False,
         client_id=client_id or secrets.token_urlsafe(18), secret_hash=digest(secret) if secret else None,
         name=name, tenant_id=tenant.id if tenant else None, redirect_uris=uris,
         post_logout_redirect_uris=logout_uris, backchannel_logout_uri=backchannel_logout_uri,
-        grant_types=grant_types, token_endpoint_auth_method=auth_method, jwks=jwks,
+        grant_types=grant_types, token_endpoint_auth_methods=auth_methods, jwks=jwks,
         require_consent=require_consent, id_token_signed_response_alg=id_token_alg)
     db.session.add(client)
     db.session.flush()

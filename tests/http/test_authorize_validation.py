@@ -125,6 +125,63 @@ def test_scope_the_client_may_not_have_is_dropped_not_granted(client, factory, d
     assert tokens["scope"] == "openid email"
 
 
+# --- request objects (OIDC Core 6): not supported, and never silently ignored ------------
+
+
+def _request_object(rp, **claims) -> str:
+    """An unsigned request object (alg none), as a relying party would send one."""
+    import base64
+
+    def part(value):
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    body = {"iss": rp.client_id, "aud": "idp", "response_type": "code",
+            "client_id": rp.client_id, "redirect_uri": rp.redirect_uri, "scope": "openid",
+            "state": "inner-state", **claims}
+    return ".".join([part({"alg": "none"}), part(body), ""])
+
+
+@pytest.mark.parametrize("name,error", [("request", "request_not_supported"),
+                                        ("request_uri", "request_uri_not_supported")])
+def test_request_objects_are_refused_with_state_and_iss(app, client, driver, rp, name, error):
+    # Signed in: before the fix the code came back, without the state only inside the object.
+    driver.sign_in()
+    value = _request_object(rp) if name == "request" else "https://app.example.com/req.jwt"
+    response = client.get("/oauth/authorize", query_string=_query(rp, state="outer",
+                                                                  **{name: value}))
+    params = assert_error_redirect(response, REDIRECT_URI, error, state="outer",
+                                   issuer=app.config["IDP_ISSUER"])
+    assert "code" not in params
+
+
+@pytest.mark.parametrize("name", ["request", "request_uri"])
+def test_request_object_without_state_in_the_query(app, client, rp, name):
+    response = client.get("/oauth/authorize", query_string=_query(
+        rp, state=None, **{name: _request_object(rp)}))
+    params = assert_error_redirect(response, REDIRECT_URI, f"{name}_not_supported",
+                                   issuer=app.config["IDP_ISSUER"])
+    assert "state" not in params
+
+
+def test_request_object_error_wins_over_what_the_object_would_have_carried(app, client,
+                                                                          native):
+    # The PKCE challenge is inside the object: the error to report is the object's.
+    response = client.get("/oauth/authorize", query_string=_query(
+        native, code_challenge=None, code_challenge_method=None,
+        request=_request_object(native, code_challenge=CHALLENGE)))
+    assert_error_redirect(response, native.redirect_uri, "request_not_supported",
+                          state="s1", issuer=app.config["IDP_ISSUER"])
+
+
+@pytest.mark.parametrize("params", [{"redirect_uri": None}, {"client_id": "no-such-client"},
+                                    {"redirect_uri": "https://evil.example.com/cb"}])
+def test_request_object_with_an_untrusted_client_or_redirect_is_a_page(client, rp, params):
+    # The client and the redirect URI come first: no error is sent to an unchecked address.
+    response = client.get("/oauth/authorize", query_string=_query(
+        rp, request=_request_object(rp), **params))
+    assert_error_page(response)
+
+
 def _client_row(client_id):
     from sqlalchemy import select
 

@@ -7,8 +7,10 @@ client's registered keys and accepted once.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -79,11 +81,67 @@ def test_post_with_a_wrong_secret_is_invalid_client(client, factory, alice):
     _invalid_client(_cc(client, client_id=rp.client_id, client_secret="wrong"))
 
 
-def test_a_client_uses_its_registered_method_only(client, factory, rp):
-    # rp is registered for client_secret_basic: the same secret in the body is refused.
-    _invalid_client(_cc(client, client_id=rp.client_id, client_secret=rp.client_secret))
-    post_client = factory.client(auth_method="client_secret_post")
-    _invalid_client(_cc(client, basic_auth(post_client.client_id, post_client.client_secret)))
+def test_a_secret_may_be_sent_either_way_by_default(client, rp):
+    # openid-client (v6) sends client_secret_post unless told otherwise; Basic is the
+    # other usual default: a client registered without --auth-method takes both.
+    assert _cc(client, basic_auth(rp.client_id, rp.client_secret)).status_code == 200
+    response = _cc(client, client_id=rp.client_id, client_secret=rp.client_secret)
+    assert response.status_code == 200, response.get_json()
+
+
+def test_a_pinned_method_is_the_only_one_accepted(client, factory, alice):
+    basic_only = factory.client(auth_method="client_secret_basic")
+    _invalid_client(_cc(client, client_id=basic_only.client_id,
+                        client_secret=basic_only.client_secret))
+    assert _cc(client, basic_auth(basic_only.client_id, basic_only.client_secret)) \
+        .status_code == 200
+    post_only = factory.client(auth_method="client_secret_post")
+    _invalid_client(_cc(client, basic_auth(post_only.client_id, post_only.client_secret)))
+
+
+def test_the_registration_says_which_methods(ctx):
+    from idp.services.clients import ClientError, create_client
+
+    def methods(**kwargs):
+        return create_client("P", ["https://app.example.com/cb"], **kwargs) \
+            .client.token_endpoint_auth_methods
+
+    assert methods() == ["client_secret_basic", "client_secret_post"]
+    assert methods(auth_method="client_secret_post") == ["client_secret_post"]
+    assert methods(public=True) == ["none"]
+    for bad in ({"auth_method": "client_secret_jwt"}, {"auth_method": "none"},
+                {"public": True, "auth_method": "client_secret_basic"}):
+        with pytest.raises(ClientError):
+            methods(**bad)
+    db.session.rollback()
+
+
+def _two_methods(rp, assertion: str) -> list[tuple[dict, dict]]:
+    """(headers, body) pairs that each carry two authentication methods."""
+    secret = {"client_id": rp.client_id, "client_secret": rp.client_secret}
+    asserted = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+    basic = basic_auth(rp.client_id, rp.client_secret)
+    return [(basic, secret), (basic, asserted), ({}, {**secret, **asserted})]
+
+
+@pytest.mark.parametrize("case", [0, 1, 2], ids=["basic+post", "basic+assertion",
+                                                 "post+assertion"])
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_two_authentication_methods_are_invalid_request(client, rp, case, endpoint):
+    """RFC 6749 2.3: one method per request. The credentials are right: the request is
+    refused before any of them is tried."""
+    headers, body = _two_methods(rp, "a.b.c")[case]
+    form = {"grant_type": "client_credentials"} if endpoint == "/oauth/token" else {"token": "x"}
+    response = client.post(endpoint, data={**form, **body}, headers=headers)
+    assert response.status_code == 400, (response.status_code, response.get_json())
+    assert response.get_json()["error"] == "invalid_request"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_client_id_in_the_body_beside_basic_is_one_method(client, rp):
+    # client_id alone authenticates nothing: Basic plus client_id is still one method.
+    response = _cc(client, basic_auth(rp.client_id, rp.client_secret), client_id=rp.client_id)
+    assert response.status_code == 200, response.get_json()
 
 
 def test_confidential_client_without_credentials_is_invalid_client(client, rp):
@@ -243,3 +301,44 @@ def test_secret_client_cannot_use_an_assertion(client, factory, rp):
         "iss": rp.client_id, "sub": rp.client_id, "jti": "j1", "exp": now + 60,
         "aud": f"{client.application.config['IDP_ISSUER']}/oauth/token"}, key)
     _invalid_client(_cc(client, client_assertion_type=ASSERTION_TYPE, client_assertion=assertion))
+
+
+# --- registration from the command line ------------------------------------------------
+
+
+@pytest.mark.parametrize("args, methods", [
+    ([], ["client_secret_basic", "client_secret_post"]),
+    (["--auth-method", "client_secret_basic"], ["client_secret_basic"]),
+    (["--auth-method", "client_secret_post"], ["client_secret_post"]),
+    (["--public"], ["none"]),
+])
+def test_client_create_pins_a_method_only_when_asked(app, ctx, args, methods):
+    from idp.models import Client
+
+    result = app.test_cli_runner().invoke(args=[
+        "idp", "client", "create", "--name", "Portal", "--redirect-uri",
+        "https://portal.example.com/cb", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    client_id = json.loads(result.output.strip().splitlines()[-1])["client_id"]
+    assert db.session.query(Client).filter_by(client_id=client_id).one() \
+        .token_endpoint_auth_methods == methods
+
+
+@pytest.mark.parametrize("args", [["--auth-method", "client_secret_jwt"],
+                                  ["--auth-method", "none"],
+                                  ["--public", "--auth-method", "client_secret_post"]])
+def test_client_create_refuses_a_bad_auth_method(app, ctx, args):
+    result = app.test_cli_runner().invoke(args=[
+        "idp", "client", "create", "--name", "Portal", "--redirect-uri",
+        "https://portal.example.com/cb", *args])
+    assert result.exit_code == 2
+    assert "auth method" in result.output
+
+
+def test_the_demo_client_takes_its_secret_either_way(app, ctx, client):
+    result = app.test_cli_runner().invoke(args=["idp", "init", "--demo"])
+    assert result.exit_code == 0, result.output
+    creds = json.loads((Path(app.config["INSTANCE_DIR"]) / "demo_client.json").read_text())
+    assert _cc(client, basic_auth(creds["client_id"], creds["client_secret"])).status_code == 200
+    assert _cc(client, client_id=creds["client_id"],
+               client_secret=creds["client_secret"]).status_code == 200

@@ -35,6 +35,7 @@ def test_discovery_advertises_only_what_is_safe(client):
     assert "none" not in config["token_endpoint_auth_signing_alg_values_supported"]
     assert config["authorization_response_iss_parameter_supported"] is True
     assert config["request_parameter_supported"] is False
+    assert config["request_uri_parameter_supported"] is False
     assert "none" not in config["introspection_endpoint_auth_methods_supported"]
     assert config["backchannel_logout_supported"] is True
     assert config["backchannel_logout_session_supported"] is True

@@ -371,3 +371,159 @@ def test_decisions_in_a_flow_belong_to_who_made_them(app, factory, driver, alice
     assert_error_redirect(resumed, third_party.redirect_uri, "access_denied", state="p",
                           issuer=app.config["IDP_ISSUER"])
 
+
+
+# --- claims requested one by one are covered by consent ----------------------------------
+
+EMAIL_AND_NAME = json.dumps({"id_token": {"email": None}, "userinfo": {"name": None}})
+
+
+def _consent_page(driver, response):
+    page = driver.follow(response)
+    assert page.status_code == 200 and 'name="decision"' in page.text, page.status_code
+    return page
+
+
+def _allow_and_redeem(driver, rp, **params) -> tuple[str, dict]:
+    """Authorize with PKCE, allow on the consent page; the consent page's text and tokens."""
+    verifier, challenge = pkce_pair()
+    page = _consent_page(driver, driver.authorize(rp, code_challenge=challenge,
+                                                  code_challenge_method="S256", **params))
+    action = html.unescape(re.search(r'action="([^"]*consent[^"]*)"', page.text).group(1))
+    allowed = driver.http.post(action, data={"decision": "allow",
+                                             "csrf_token": csrf_of(page.text)})
+    location = driver.follow(allowed).headers["Location"]
+    tokens = driver.exchange(rp, {"code": query_of(location)["code"], "_verifier": verifier})
+    assert tokens.status_code == 200, tokens.get_json()
+    return page.text, tokens.get_json()
+
+
+def _userinfo(driver, tokens) -> dict:
+    return driver.http.get("/oauth/userinfo", headers={
+        "Authorization": f"Bearer {tokens['access_token']}"}).get_json()
+
+
+def _consent_row(user, client_id):
+    from sqlalchemy import select
+
+    from idp.extensions import db
+    from idp.models import Consent
+
+    return db.session.scalar(select(Consent).where(Consent.user_id == user.id,
+                                                   Consent.client_id == client_id))
+
+
+@pytest.fixture
+def third_party(factory):
+    factory.user(given_name="Alice", family_name="Martin")
+    return factory.client(require_consent=True)
+
+
+def test_consent_page_lists_the_claims_requested_one_by_one(client, driver, third_party):
+    """scope=openid with claims for email and name: the page listed only "confirm who you
+    are", then the ID token and userinfo carried both."""
+    driver.sign_in()
+    page, tokens = _allow_and_redeem(driver, third_party, scope="openid",
+                                     claims=EMAIL_AND_NAME)
+    assert "See your email address" in page and "See your name" in page
+    assert decode(client, tokens["id_token"]).claims["email"] == "alice@example.com"
+    assert _userinfo(driver, tokens)["name"] == "Alice Martin"
+
+
+def test_the_consent_page_speaks_french_for_claims(driver, third_party):
+    driver.sign_in()
+    page = _consent_page(driver, _authorize(driver, third_party, scope="openid",
+                                            claims=EMAIL_AND_NAME, ui_locales="fr"))
+    assert "Voir votre adresse e-mail" in page.text and "Voir votre nom" in page.text
+
+
+def test_consent_is_stored_with_its_claims(driver, third_party):
+    from idp.models import User
+
+    driver.sign_in()
+    _allow_and_redeem(driver, third_party, scope="openid", claims=EMAIL_AND_NAME)
+    alice = User.query.filter_by(email="alice@example.com").one()
+    row = _consent_row(alice, third_party.client_id)
+    assert row.scope.split() == ["openid"] and sorted(row.claims.split()) == ["email", "name"]
+
+
+def test_consent_to_openid_does_not_cover_claims(app, driver, third_party):
+    driver.sign_in()
+    _consent(driver, _authorize(driver, third_party, scope="openid"), "allow")
+    assert _is_code(_authorize(driver, third_party, scope="openid", prompt="none"), third_party)
+    silent = _authorize(driver, third_party, scope="openid", prompt="none",
+                        claims=EMAIL_AND_NAME, state="pn")
+    assert_error_redirect(silent, third_party.redirect_uri, "consent_required", state="pn",
+                          issuer=app.config["IDP_ISSUER"])
+    # Without prompt=none, the person is asked, for the claims.
+    page = _consent_page(driver, _authorize(driver, third_party, scope="openid",
+                                            claims=EMAIL_AND_NAME))
+    assert "See your email address" in page.text
+
+
+def test_consented_claims_need_no_consent_again(client, driver, third_party):
+    driver.sign_in()
+    _allow_and_redeem(driver, third_party, scope="openid", claims=EMAIL_AND_NAME)
+    again = _authorize(driver, third_party, scope="openid", prompt="none",
+                       claims=json.dumps({"id_token": {"email": None}}))
+    assert _is_code(again, third_party)
+    wider = _authorize(driver, third_party, scope="openid", prompt="none",
+                       claims=json.dumps({"id_token": {"email": None, "given_name": None}}))
+    assert query_of(wider.headers["Location"])["error"] == "consent_required"
+
+
+def test_consent_to_a_scope_covers_its_claims(driver, third_party):
+    driver.sign_in()
+    _consent(driver, _authorize(driver, third_party, scope="openid email"), "allow")
+    covered = _authorize(driver, third_party, scope="openid", prompt="none",
+                         claims=json.dumps({"id_token": {"email_verified": None}}))
+    assert _is_code(covered, third_party)
+
+
+def test_claims_the_client_may_not_ask_for_are_not_asked_nor_released(client, driver,
+                                                                      third_party):
+    from idp.extensions import db
+    from idp.models import Client
+
+    db.session.query(Client).filter_by(client_id=third_party.client_id).one().scope = \
+        "openid email"
+    db.session.commit()
+    driver.sign_in()
+    page, tokens = _allow_and_redeem(driver, third_party, scope="openid",
+                                     claims=EMAIL_AND_NAME)
+    assert "See your email address" in page and "See your name" not in page
+    assert "email" in decode(client, tokens["id_token"]).claims
+    assert "name" not in _userinfo(driver, tokens)
+
+
+def test_first_party_claims_are_capped_by_the_clients_scopes(client, factory, driver):
+    """No consent page for a first-party client, but still nothing beyond its scopes."""
+    from idp.extensions import db
+    from idp.models import Client
+
+    factory.user(given_name="Alice", family_name="Martin")
+    rp = factory.client()
+    db.session.query(Client).filter_by(client_id=rp.client_id).one().scope = "openid email"
+    db.session.commit()
+    claims = json.dumps({"id_token": {"email": None, "given_name": None},
+                         "userinfo": {"name": None, "email": None}})
+    tokens = driver.tokens(rp, scope="openid", claims=claims)
+    id_token = decode(client, tokens["id_token"]).claims
+    assert id_token["email"] == "alice@example.com" and "given_name" not in id_token
+    info = _userinfo(driver, tokens)
+    assert info["email"] == "alice@example.com" and "name" not in info
+
+
+def test_consent_page_of_a_client_removed_meanwhile_ends_the_flow(driver, third_party):
+    from idp.extensions import db
+    from idp.models import Client
+
+    driver.sign_in()
+    page = _consent_page(driver, _authorize(driver, third_party, claims=EMAIL_AND_NAME))
+    action = html.unescape(re.search(r'action="([^"]*consent[^"]*)"', page.text).group(1))
+    db.session.delete(db.session.query(Client).filter_by(client_id=third_party.client_id).one())
+    db.session.commit()
+    for response in (driver.http.get(action), driver.http.post(action, data={
+            "decision": "allow", "csrf_token": csrf_of(page.text)})):
+        ended = driver.follow(response)
+        assert ended.status_code == 400 and "Location" not in ended.headers

@@ -1,5 +1,5 @@
 """Redirect URIs are matched as exact strings (RFC 9700 4.1); only a loopback IP's port
-may vary (RFC 8252 7.3). Anything else is a 400 page: the IdP never redirects to an
+may vary, for a native (public) app (RFC 8252 7.3). Anything else is a 400 page: the IdP never redirects to an
 unregistered address, whatever the error."""
 
 from __future__ import annotations
@@ -79,6 +79,21 @@ def test_uri_of_another_client_is_refused(client, factory, registered):
 def test_loopback_ip_accepts_any_port(client, native, port):
     response = _authorize(client, native.client_id, f"http://127.0.0.1{port}/cb")
     assert response.status_code == 303 and response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("registered,other_port", [
+    ("http://127.0.0.1:8080/callback", "http://127.0.0.1:9999/callback"),
+    ("http://127.0.0.1:8080/callback", "http://127.0.0.1/callback"),
+    ("http://127.0.0.1/callback", "http://127.0.0.1:9999/callback"),
+    ("http://[::1]:8080/callback", "http://[::1]:9999/callback"),
+])
+def test_web_client_loopback_uri_matches_exactly(client, factory, alice, registered,
+                                                  other_port):
+    # A confidential web client (the demo acme-portal) got codes on any port: the any-port
+    # rule is for native apps only, whose port the system picks at run time.
+    web = factory.client(redirect_uri=registered)
+    assert _authorize(client, web.client_id, registered).status_code == 303
+    assert_error_page(_authorize(client, web.client_id, other_port))
 
 
 @pytest.mark.parametrize("variant", [

@@ -33,11 +33,14 @@ if not (NODE_DIR / "node_modules" / "openid-client").is_dir():
     pytest.skip("tests/node/node_modules is missing: run `make node`", allow_module_level=True)
 
 
-def run_rp(live_server, rp, password: str = PASSWORD, expect_ok: bool = True) -> dict:
+def run_rp(live_server, rp, password: str = PASSWORD, expect_ok: bool = True,
+           auth: str = "default") -> dict:
+    """``auth``: "default" leaves the client authentication to openid-client (it sends
+    client_secret_post), "basic" or "post" names it."""
     options = {"issuer": live_server.url, "client-id": rp.client_id,
                "redirect-uri": rp.redirect_uri, "post-logout-redirect-uri": POST_LOGOUT_URI,
                "email": "alice@example.com", "password": password,
-               "scope": "openid profile email"}
+               "scope": "openid profile email", "auth": auth}
     if rp.client_secret:
         options["client-secret"] = rp.client_secret
     # --name=value: random client ids and secrets may start with "-".
@@ -98,12 +101,35 @@ def assert_full_round_trip(summary: dict, live_server, public: bool) -> None:
     assert logout["prompt_none_error"] == "login_required"
 
 
-def test_confidential_client_round_trip(live_server, factory):
+def test_confidential_client_round_trip_with_the_default_authentication(live_server, factory):
+    """openid-client as most applications use it: no method named, so client_secret_post,
+    against a client registered the default way (`idp client create` without
+    --auth-method). The code exchange was a 401 (WWWAuthenticateChallengeError)."""
     factory.user(given_name="Alice", family_name="Martin")
     rp = factory.client(redirect_uri=REDIRECT_URI, post_logout_redirect_uris=[POST_LOGOUT_URI])
     summary = run_rp(live_server, rp)
+    assert summary["client"]["auth"] == "default"
     assert_full_round_trip(summary, live_server, public=False)
     assert summary["refresh"]["refresh_token_rotated"] is True
+
+
+def test_confidential_client_round_trip_with_basic(live_server, factory):
+    factory.user(given_name="Alice", family_name="Martin")
+    rp = factory.client(redirect_uri=REDIRECT_URI, post_logout_redirect_uris=[POST_LOGOUT_URI])
+    summary = run_rp(live_server, rp, auth="basic")
+    assert summary["client"]["auth"] == "basic"
+    assert_full_round_trip(summary, live_server, public=False)
+
+
+def test_the_default_authentication_is_client_secret_post(live_server, factory):
+    """The harness itself: the default run really sends client_secret_post, since a client
+    pinned to client_secret_basic refuses it at the code exchange."""
+    factory.user(given_name="Alice", family_name="Martin")
+    rp = factory.client(redirect_uri=REDIRECT_URI, post_logout_redirect_uris=[POST_LOGOUT_URI],
+                        auth_method="client_secret_basic")
+    summary = run_rp(live_server, rp, expect_ok=False)
+    assert summary["failed_step"] == "authorization_code_grant"
+    assert summary["error"]["status"] == 401  # invalid_client, with a challenge
 
 
 def test_public_client_round_trip(live_server, factory):

@@ -8,9 +8,12 @@
 // Usage (flags or environment variables):
 //   node rp.mjs --issuer URL --client-id ID [--client-secret S] --redirect-uri URI
 //               --post-logout-redirect-uri URI --email E --password P [--scope S]
+//               [--auth default|basic|post]
 //   RP_ISSUER, RP_CLIENT_ID, RP_CLIENT_SECRET, RP_REDIRECT_URI,
-//   RP_POST_LOGOUT_REDIRECT_URI, RP_EMAIL, RP_PASSWORD, RP_SCOPE
+//   RP_POST_LOGOUT_REDIRECT_URI, RP_EMAIL, RP_PASSWORD, RP_SCOPE, RP_AUTH
 // Without a client secret the client is public (token_endpoint_auth_method none).
+// With one, --auth default (the default) leaves the choice to openid-client, as most
+// applications do (it sends client_secret_post); basic and post name the method.
 // Prints one JSON summary on stdout; exits 1 on any failure (the summary then
 // has "ok": false, "failed_step" and "error").
 
@@ -27,6 +30,7 @@ const { values: args } = parseArgs({
     email: { type: 'string' },
     password: { type: 'string' },
     scope: { type: 'string' },
+    auth: { type: 'string' },
   },
 })
 
@@ -40,6 +44,7 @@ const opts = {
   email: args.email ?? env.RP_EMAIL,
   password: args.password ?? env.RP_PASSWORD,
   scope: args.scope ?? env.RP_SCOPE ?? 'openid profile email',
+  auth: args.auth ?? env.RP_AUTH ?? 'default',
 }
 
 const summary = { ok: false, steps: [] }
@@ -187,11 +192,19 @@ async function main() {
     check(opts[key], `missing argument: ${key}`)
   }
   const isPublic = !opts.clientSecret
-  summary.client = { client_id: opts.clientId, public: isPublic }
+  check(['default', 'basic', 'post'].includes(opts.auth), `unknown --auth: ${opts.auth}`)
+  summary.client = { client_id: opts.clientId, public: isPublic, auth: isPublic ? 'none' : opts.auth }
 
   const config = await step('discovery', async () => {
-    const auth = isPublic ? client.None() : client.ClientSecretBasic(opts.clientSecret)
-    const c = await client.discovery(new URL(opts.issuer), opts.clientId, undefined, auth, {
+    // 'default': the secret as client metadata and no method, so openid-client picks.
+    const methods = {
+      basic: () => client.ClientSecretBasic(opts.clientSecret),
+      post: () => client.ClientSecretPost(opts.clientSecret),
+      default: () => undefined,
+    }
+    const auth = isPublic ? client.None() : methods[opts.auth]()
+    const clientMetadata = isPublic ? undefined : opts.clientSecret
+    const c = await client.discovery(new URL(opts.issuer), opts.clientId, clientMetadata, auth, {
       execute: [client.allowInsecureRequests],
     })
     const metadata = c.serverMetadata()

@@ -11,15 +11,33 @@ from idp.oauth.redirects import InvalidRedirectURI, redirect_uri_matches, valida
 @pytest.mark.parametrize("registered,requested", [
     ("https://app/cb", "https://app/cb"),
     ("https://app.example.com/cb?tenant=1", "https://app.example.com/cb?tenant=1"),
+    ("http://127.0.0.1:8080/cb", "http://127.0.0.1:8080/cb"),
+    ("com.example.app:/oauth", "com.example.app:/oauth"),
+])
+@pytest.mark.parametrize("native", [False, True])
+def test_matches(registered, requested, native):
+    assert redirect_uri_matches(registered, requested, native=native)
+
+
+LOOPBACK_PORTS = [
     ("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb"),
     ("http://127.0.0.1:8080/cb", "http://127.0.0.1/cb"),
     ("http://127.0.0.1:8080/cb", "http://127.0.0.1:9/cb"),
     ("http://[::1]/cb", "http://[::1]:6000/cb"),
     ("http://127.0.0.1:8080/cb?x=1", "http://127.0.0.1:1/cb?x=1"),
-    ("com.example.app:/oauth", "com.example.app:/oauth"),
-])
-def test_matches(registered, requested):
-    assert redirect_uri_matches(registered, requested)
+]
+
+
+@pytest.mark.parametrize("registered,requested", LOOPBACK_PORTS)
+def test_a_native_app_may_use_any_loopback_port(registered, requested):
+    # RFC 8252 7.3: the app listens on whatever port the system gives it.
+    assert redirect_uri_matches(registered, requested, native=True)
+
+
+@pytest.mark.parametrize("registered,requested", LOOPBACK_PORTS)
+def test_a_web_client_matches_its_loopback_uri_exactly(registered, requested):
+    # The any-port rule is for native (public) clients; a web client's port is fixed.
+    assert not redirect_uri_matches(registered, requested)
 
 
 @pytest.mark.parametrize("registered,requested", [
@@ -55,8 +73,9 @@ def test_matches(registered, requested):
     ("http://127.0.0.1/cb", "http://2130706433:1/cb"),
     ("https://127.0.0.1/cb", "https://127.0.0.1:8443/cb"),  # only http loopback varies
 ])
-def test_does_not_match(registered, requested):
-    assert not redirect_uri_matches(registered, requested)
+@pytest.mark.parametrize("native", [False, True])
+def test_does_not_match(registered, requested, native):
+    assert not redirect_uri_matches(registered, requested, native=native)
 
 
 @pytest.mark.parametrize("uri,public", [
