@@ -105,7 +105,7 @@ def update_registration(client: Client, *, redirect_uris: list[str],
 
 def new_secret(client: Client) -> str:
     """Give a confidential client a new secret (the old one stops working); returns it."""
-    if client.token_endpoint_auth_method in ("none", "private_key_jwt"):
+    if not set(client.token_endpoint_auth_methods) & set(SECRET_METHODS):
         raise ClientError("this client authenticates without a secret")
     secret = secrets.token_urlsafe(32)
     client.secret_hash = digest(secret)
