@@ -446,7 +446,8 @@ def test_weak_passwords_are_refused(client, tenant, password, rule):
 def test_a_long_password_is_accepted(client, tenant):
     long_password = "Aa1!" + "x" * 120
     assert _register(client, "bob@example.com", long_password).status_code == 303
-    _verify(client, outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH))
+    link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
+    assert _verify(client, link, long_password).status_code == 200
     assert _login(client, "bob@example.com", long_password).status_code == 303
 
 
@@ -535,7 +536,7 @@ def test_double_submission_of_the_same_form_makes_one_account(client, tenant):
     assert len(links) == 2
     assert client.get(links[0]).status_code == 200 and client.get(links[1]).status_code == 200
     assert _verify(client, links[1]).status_code == 200
-    assert _verify(client, links[0]).status_code == 400
+    assert client.get(links[0]).status_code == 400
     assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
 
 
