@@ -615,3 +615,12 @@ def test_registration_in_french_mails_in_french(client, tenant):
         "csrf_token": csrf_of(page.text)})
     assert _user("bob@example.com").locale == "fr"
     assert outbox.messages("bob@example.com")[0].locale == "fr"
+
+
+def test_the_link_page_in_french(client, tenant):
+    _register(client, "bob@example.com")
+    link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
+    page = client.get(link, headers={"Accept-Language": "fr"})
+    assert page.status_code == 200
+    assert "Saisissez le mot de passe que vous avez choisi" in page.text
+    assert "Enregistrer ce mot de passe et activer" in page.text
