@@ -345,6 +345,36 @@ def test_every_link_works_until_one_is_used(client, tenant, app):
     assert _login(client, VICTIM, GOOD).status_code == 303
 
 
+def test_links_used_at_once_activate_once(client, tenant, app):
+    """Several links of one address, each with another new password, at the same moment."""
+    for _ in range(4):
+        _register(client, VICTIM, GOOD)
+    browsers = []
+    for index, link in enumerate(_mailbox()):
+        browser = outbox.isolated_client(app)
+        page = browser.get(link)
+        browsers.append((browser, {"token": outbox.token_of(link), "choice": "new_password",
+                                   "new_password": f"{OTHER}-{index}",
+                                   "confirm_password": f"{OTHER}-{index}",
+                                   "csrf_token": csrf_of(page.text)}))
+    barrier = threading.Barrier(len(browsers))
+    codes: dict[int, int] = {}
+
+    def finish(index, browser, data):
+        barrier.wait(timeout=30)
+        codes[index] = browser.post(VERIFY_PATH, data=data).status_code
+
+    threads = [threading.Thread(target=finish, args=(i, *item)) for i, item in enumerate(browsers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [index for index, code in codes.items() if code == 200]
+    assert len(winners) == 1 and sorted(codes.values()) == [200, 400, 400, 400], codes
+    assert _login(client, VICTIM, f"{OTHER}-{winners[0]}").status_code == 303
+    assert _memberships(VICTIM) == [(tenant.id, "member")]
+
+
 def test_a_wrong_password_on_the_link_page(client, tenant):
     _register(client, "bob@example.com", GOOD)
     link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
