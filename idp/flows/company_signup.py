@@ -13,8 +13,9 @@ The second flow is keyed by the link it came from: opening the same link in
 another tab of the same browser finds the flow in progress instead of starting
 over, and the back button to step 2 shows the details typed so far. The link
 itself is used only by the final step, so another browser can start again
-until someone finishes; then every other flow of that link ends with a clear
-"already used" page.
+until someone finishes; then every other flow of that link, and every other
+link of the address (asking again never kills the links already sent), ends
+with a clear "already used" page.
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 ``/t/<slug>/login`` is the normal login page (the same view, the same logic)
 with the tenant's branding and its "Create an account" link.
+
+``/verify-email?token=`` (any browser) never activates on its own: its page has
+two forms, both POSTs with CSRF; ``choice=password`` finishes with the password
+chosen at registration, ``choice=new_password`` with a new one chosen there
+(services/registration.py says how this prevents pre-account takeover).
 """
 
 from __future__ import annotations
@@ -20,15 +25,15 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale
+from flask_babel import gettext as _
 
-from idp.extensions import db
 from idp.flows import base as flows
 from idp.flows import password_form
 from idp.flows import registration as steps
 from idp.flows.signup_messages import field_errors, link_message
 from idp.models import Tenant
 from idp.security import set_security_headers
-from idp.services import email_address, registration
+from idp.services import accounts, email_address, registration
 from idp.services.tenants import get_by_slug
 
 bp = Blueprint("registration", __name__)
@@ -171,27 +176,50 @@ def _link_error(exc: registration.VerificationError):
                            message=link_message(exc.expired), expired=exc.expired), 400
 
 
+def _verify_page(token: str, link: registration.PendingLink, *, password_error: str | None = None,
+                 problems: list[str] | None = None, status: int = 200):
+    return render_template(
+        "flows/registration/verify.html", token=token, username=link.email,
+        email=email_address.display(link.email), password_error=password_error,
+        pw=password_form.context(registration.link_policy(link), link.email, problems)), status
+
+
 @bp.route("/verify-email", methods=["GET", "POST"])
 def verify():
     token = request.values.get("token", "")
-    if request.method == "GET":
-        try:
-            row = registration.check_link(token)
-        except registration.VerificationError as exc:
-            return _link_error(exc)
-        tenant = db.session.get(Tenant, row.tenant_id) if row.tenant_id else None
-        if tenant is not None:
-            _use_tenant(tenant)
-        return render_template("flows/registration/verify.html", token=token,
-                               email=email_address.display(row.email or ""))
     try:
-        user, tenant = registration.verify(token, ip=request.remote_addr)
+        link = registration.check_link(token)
     except registration.VerificationError as exc:
         return _link_error(exc)
-    if tenant is not None:
-        _use_tenant(tenant)
+    if link.tenant is not None:
+        _use_tenant(link.tenant)
+    if request.method == "GET":
+        return _verify_page(token, link)
+    choice = request.form.get("choice")
+    try:
+        if choice == "password":
+            registration.confirm_with_password(token, request.form.get("password"),
+                                               ip=request.remote_addr)
+        elif choice == "new_password":
+            form = password_form.read(request.form)
+            if form.problems:
+                return _verify_page(token, link, problems=form.problems, status=400)
+            registration.confirm_with_new_password(token, form.password, ip=request.remote_addr)
+        else:
+            return _verify_page(token, link, status=400)
+    except registration.WrongPassword:
+        return _verify_page(token, link, status=400, password_error=_(
+            "This is not the password chosen at registration. If you do not remember it, or "
+            "registered more than once, choose a new password below."))
+    except registration.TooManyAttempts:
+        return _verify_page(token, link, status=429, password_error=_(
+            "Too many wrong passwords for this account. Choose a new password below to finish."))
+    except accounts.WeakPassword as exc:
+        return _verify_page(token, link, problems=exc.problems, status=400)
+    except registration.VerificationError as exc:
+        return _link_error(exc)
     return render_template("flows/registration/verified.html",
-                           email=email_address.display(user.email))
+                           email=email_address.display(link.email))
 
 
 # ----------------------------------------------------------------------------- setup

@@ -76,7 +76,9 @@ class AccountToken(db.Model):
     """A single-use link sent by email: invitation, verification, reset, email change.
 
     Only the SHA-256 of the token is stored. A newer token of the same purpose
-    for the same user supersedes the older ones.
+    for the same user supersedes the older ones, except for registration and
+    company sign-up links, which all stay valid until one is used
+    (services/account_tokens.py).
     """
 
     __tablename__ = "account_tokens"

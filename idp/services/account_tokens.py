@@ -1,8 +1,12 @@
 """Single-use links sent by email (invitation, verification, reset, email change, sign-up).
 
 256-bit random tokens, only their SHA-256 stored; single use enforced by a
-conditional UPDATE so two tabs (or two attackers) cannot both use one link; a
-newer link of the same purpose for the same user or address supersedes older ones.
+conditional UPDATE so two tabs (or two attackers) cannot both use one link. A
+newer link of the same purpose for the same user or address supersedes older ones
+(reset, invitation, email change), except where a journey keeps them
+(``supersede=False``: registration and company sign-up, where anyone can make us
+send a new link and must not kill the owner's); those die together with
+``revoke`` once one of them is used.
 """
 
 from __future__ import annotations
@@ -36,10 +40,8 @@ class LinkExpired(LinkError):
         super().__init__(reason, expired=True)
 
 
-def issue(purpose: str, *, ttl: int, user=None, email: str | None = None, tenant=None,
-          data: dict | None = None) -> tuple[str, AccountToken]:
-    """Create a link token (added to the session, not committed); older ones die."""
-    now = int(time.time())
+def revoke(purpose: str, *, user=None, email: str | None = None) -> None:
+    """Every unused link of this purpose for this user or address dies. No commit."""
     holders = []
     if user is not None:
         holders.append(AccountToken.user_id == user.id)
@@ -49,7 +51,16 @@ def issue(purpose: str, *, ttl: int, user=None, email: str | None = None, tenant
         db.session.execute(
             update(AccountToken)
             .where(AccountToken.purpose == purpose, AccountToken.used_at.is_(None), or_(*holders))
-            .values(used_at=now))
+            .values(used_at=int(time.time())))
+
+
+def issue(purpose: str, *, ttl: int, user=None, email: str | None = None, tenant=None,
+          data: dict | None = None, supersede: bool = True) -> tuple[str, AccountToken]:
+    """Create a link token (added to the session, not committed); older ones die unless
+    ``supersede`` is False."""
+    now = int(time.time())
+    if supersede:
+        revoke(purpose, user=user, email=email)
     raw = secrets.token_urlsafe(32)
     row = AccountToken(purpose=purpose, token_hash=digest(raw),
                        user_id=user.id if user is not None else None,

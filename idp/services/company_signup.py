@@ -15,6 +15,16 @@
 
 Companies created this way do not accept self-registration until their
 super-administrator turns it on: people join a company by invitation.
+
+Pre-account takeover (issue 6): the link proves the mailbox and the password is
+chosen after it, so whoever asks for a sign-up, only the mailbox's holder
+finishes it. Asking again never kills the links already sent (anyone could
+otherwise break the owner's sign-up in progress); once one link finishes, every
+link of the address dies. An address with a *pending* self-registration
+(``registration.is_pending``: perhaps someone else's, with their password) is
+treated as new: step 1 mails the link, and step 3 makes that account the
+owner's (the password chosen here, email verified, its registration links
+dead) instead of refusing the owner their own address.
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ from idp.services import account_tokens, accounts, audit, company_identity, emai
 from idp.services.errors import FormError
 from idp.services.links import external_url
 from idp.services.password_policy import PasswordPolicy, violations
-from idp.services.registration import _email_allowed, send_exists_notice
+from idp.services.registration import PURPOSE as VERIFY_PURPOSE
+from idp.services.registration import _email_allowed, is_pending, send_exists_notice
 
 PURPOSE = "company_signup"
 DEFAULT_TTL = 24 * 3600
@@ -99,7 +110,7 @@ def request_signup(email: str | None, confirm: str | None, *, locale: str | None
         db.session.rollback()
         return "throttled"
     user = accounts.get_by_email(normalized)
-    if user is not None:
+    if user is not None and not is_pending(user):
         send_exists_notice(user, None)
         audit.record("company_signup_existing", user_id=user.id, ip=ip)
         db.session.commit()
@@ -108,7 +119,8 @@ def request_signup(email: str | None, confirm: str | None, *, locale: str | None
 
     ttl = signup_ttl()
     raw, _row = account_tokens.issue(PURPOSE, ttl=ttl, email=normalized,
-                                     data={"locale": locale} if locale else None)
+                                     data={"locale": locale} if locale else None,
+                                     supersede=False)
     enqueue_message("verify_email", normalized, locale=locale,
                     link=external_url("company_signup.resume", token=raw),
                     expires_hours=max(1, ttl // 3600))
@@ -213,9 +225,10 @@ def complete(token_id: int, company: Company, person: dict, password: str, *,
     password_hash = hash_password(password)
     for attempt in range(3):
         try:
-            result = _complete_once(token_id, company, person, password_hash, ip)
+            user, tenant = _complete_once(token_id, company, person, password_hash, ip)
             db.session.commit()
-            return result
+            accounts.clear_failures(user.id)  # a taken-over pending account's count
+            return user, tenant
         except (SignupLinkError, EmailTaken):
             db.session.rollback()
             raise
@@ -230,7 +243,8 @@ def _complete_once(token_id: int, company: Company, person: dict, password_hash:
                    ip: str | None) -> tuple[User, Tenant]:
     row = live_link(token_id)
     email = row.email
-    if accounts.get_by_email(email) is not None:
+    pending = db.session.scalar(select(User).where(User.email == email).with_for_update())
+    if pending is not None and not is_pending(pending):
         raise EmailTaken(email)
     now = int(time.time())
     used = db.session.execute(
@@ -238,13 +252,23 @@ def _complete_once(token_id: int, company: Company, person: dict, password_hash:
         .values(used_at=now)).rowcount
     if used != 1:
         raise SignupLinkError("used concurrently")
+    account_tokens.revoke(PURPOSE, email=email)  # the address's other sign-up links die
     settings = {**company.as_dict(), "created_via": "company_signup"}
     tenant = Tenant(slug=unique_slug(company.company_name), name=company.company_name,
                     self_registration=False, settings=settings, created_at=now)
-    user = User(email=email, email_verified=True, active=True,
-                given_name=person["given_name"], family_name=person["family_name"],
-                locale=person["locale"], password_hash=password_hash,
-                password_changed_at=now, last_login_at=now)
+    fields = dict(email_verified=True, active=True, given_name=person["given_name"],
+                  family_name=person["family_name"], locale=person["locale"],
+                  password_hash=password_hash, password_changed_at=now, last_login_at=now)
+    if pending is None:
+        user = User(email=email, **fields)
+    else:
+        # A self-registration never confirmed (maybe someone else's): the owner's now.
+        user = pending
+        for name, value in fields.items():
+            setattr(user, name, value)
+        user.locked_at = None
+        account_tokens.revoke(VERIFY_PURPOSE, user=user)
+        audit.record("pending_registration_taken_over", user_id=user.id, ip=ip)
     db.session.add_all([tenant, user])
     db.session.flush()
     db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="super_admin"))

@@ -7,6 +7,10 @@
   changes (no enumeration); the current address still gets its notice.
 * ``confirm_change`` uses the link once and switches the address (verified:
   following the link proved it). Older links die with each new request.
+* A self-registration never confirmed (``registration.is_pending``) does not
+  hold its address: anyone can make one, and it must not keep the mailbox's
+  owner from moving their account there (issue 6). The change goes ahead and
+  the pending account, never usable, is deleted when the link is followed.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
 from idp.models import AccountToken, User
-from idp.services import account_tokens, accounts, audit, email_address
+from idp.services import account_tokens, accounts, audit, email_address, registration
 from idp.services.links import external_url
 
 PURPOSE = "email_change"
@@ -69,7 +73,8 @@ def request_change(user: User, new_email: str | None, *, ip: str | None = None,
         db.session.rollback()
         return "throttled"
     tenant = _tenant_of(user)
-    taken = accounts.get_by_email(normalized) is not None
+    existing = accounts.get_by_email(normalized)
+    taken = existing is not None and not registration.is_pending(existing)
     if not taken:
         ttl = change_ttl()
         raw, _row = account_tokens.issue(PURPOSE, ttl=ttl, user=user, email=normalized)
@@ -99,10 +104,14 @@ def confirm_change(raw: str | None, *, ip: str | None = None) -> User:
     """Use the link once and switch the address. Commits."""
     row, user = check_link(raw)
     other = accounts.get_by_email(row.email)
-    if other is not None and other.id != user.id:
+    if other is not None and other.id != user.id and not registration.is_pending(other):
         raise AddressTaken("taken")
     try:
         account_tokens.consume(PURPOSE, raw)
+        if other is not None and other.id != user.id:
+            audit.record("pending_registration_removed", user_id=user.id, ip=ip)
+            db.session.delete(other)  # never confirmed: the mailbox's owner takes the address
+            db.session.flush()
         old = user.email
         user.email = row.email
         user.email_verified = True

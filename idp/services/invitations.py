@@ -9,8 +9,10 @@ policy, uses the link once, activates the account, marks the email verified
 not sign the person in: they sign in like everyone else, second factor included.
 
 An address that already has an account never gets a second one: the account
-gains the membership and its owner a notice (or, if they never completed their
-first invitation, a fresh welcome link).
+gains the membership and its owner a notice (or, if the account was never
+activated, a fresh welcome link). Never activated includes a self-registration
+still waiting for its confirmation, perhaps made by someone else with their own
+password (issue 6): the invitee's link sets the password and that one is gone.
 
 Nothing here commits except ``complete_invitation``; callers commit the account
 and its outbox rows together.
@@ -86,8 +88,9 @@ def invite_user(tenant: Tenant, email: str, role: str = "member", invited_by: Us
 
 
 def _pending(user: User) -> bool:
-    """Invited, never completed: inactive and without a password."""
-    return not user.active and not user.password_hash
+    """Never activated: inactive, email never verified, never signed in (invited and not
+    completed, or self-registered and not confirmed). A disabled account is not pending."""
+    return not user.active and not user.email_verified and user.last_login_at is None
 
 
 def _add_membership(user: User, tenant: Tenant, role: str) -> None:

@@ -1,18 +1,33 @@
 """Self-registration at a tenant (seed 002): email + password, confirmed by a link.
 
 * ``register`` answers the same for every valid submission: a new address gets
-  an inactive account (email unverified) with a member membership and a
+  an inactive account (email unverified, no membership yet) and a
   ``verify_email`` link; an address that already has an account gets the
   ``account_exists_notice`` instead and nothing changes (no enumeration). The
   password is hashed on every path, so the timing says nothing either.
-* An account still awaiting its confirmation (inactive, unverified, with a
-  password) is re-registered: the newest submission's password replaces the
-  pending one and a new link supersedes the older ones. Keeping the first
-  password would let someone who pre-registers a victim's address choose the
-  password the victim later activates.
+* Pre-account takeover (issue 6): anyone can register any address, so neither a
+  registration nor its link alone makes an account anyone's.
+
+  - Registering a *pending* address again (inactive, unverified, with a
+    password) changes nothing: not the password, not the earlier links. It
+    mails one more link (same page, same status as a new registration). Every
+    link stays valid until it expires or one of them is used; then all die.
+  - Following a link never activates by itself. Its page asks for the password
+    chosen at registration (``confirm_with_password``: each attempt counts on
+    the account's failed-login counter, the login page's, so at most the
+    lockout threshold of guesses) or lets the clicker choose a new one
+    (``confirm_with_new_password``): the clicker holds the mailbox, so replacing
+    the pending password is safe, and that is how the owner takes back an
+    address someone pre-registered, or finishes after forgetting the password.
+  - The membership of the link's tenant comes with the confirmation, never
+    with an unconfirmed registration: a registration by someone else at
+    another tenant does not make the owner a member there.
+  - Company sign-up and invitations may finish a pending account too (their
+    link proves the mailbox and the password is chosen after it); its
+    registration links then stop working (``check_link`` wants a pending account).
 * One account per address, whatever the races: ``users.email`` is unique; the
   loser of two concurrent inserts rolls back and retries as a re-registration.
-* ``verify`` uses the link once and activates the account. No automatic login.
+* No automatic login after the confirmation: the person signs in (MFA included).
 * At most ``IDP_REGISTRATION_EMAIL_LIMIT`` emails per address per hour; more
   submissions get the same answer and no email.
 """
@@ -28,12 +43,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
-from idp.factors.password import hash_password
-from idp.models import AccountToken, Membership, Tenant, User
+from idp.factors.password import hash_password, verify_password
+from idp.models import Membership, Tenant, User
 from idp.services import account_tokens, accounts, audit, email_address
 from idp.services.errors import FormError
 from idp.services.links import external_url
-from idp.services.password_policy import PasswordPolicy, violations
+from idp.services.password_policy import MAX_LENGTH, PasswordPolicy, violations
 
 PURPOSE = "verify_email"
 EMAIL_WINDOW = 3600
@@ -50,7 +65,17 @@ class RegistrationError(FormError):
 
 
 class VerificationError(account_tokens.LinkError):
-    """The link cannot be used (see account_tokens.LinkError)."""
+    """The link cannot be used (see account_tokens.LinkError), or its account is no longer
+    waiting for a confirmation."""
+
+
+class WrongPassword(Exception):
+    """Not the password chosen at registration (counted like a failed login)."""
+
+
+class TooManyAttempts(Exception):
+    """The account's failed-login count reached its lockout threshold: the password is
+    not checked any more, choosing a new one still works."""
 
 
 def verify_ttl() -> int:
@@ -114,12 +139,12 @@ def _reset_link(tenant: Tenant | None) -> str:
 
 
 def send_verification(user: User, tenant: Tenant | None) -> str:
-    """Issue a verify_email link (older ones die) and queue the email. No commit."""
+    """Issue one more verify_email link (older ones stay valid) and queue the email. No commit."""
     from idp.mail import enqueue_message
 
     ttl = verify_ttl()
     raw, _row = account_tokens.issue(PURPOSE, ttl=ttl, user=user, email=user.email,
-                                     tenant=tenant)
+                                     tenant=tenant, supersede=False)
     link = external_url("registration.verify", token=raw)
     enqueue_message("verify_email", user.email, locale=user.locale, tenant=tenant, link=link,
                     expires_hours=max(1, ttl // 3600), name=user.given_name)
@@ -142,6 +167,8 @@ def _ensure_membership(user: User, tenant_id: int | None) -> None:
         Membership.user_id == user.id, Membership.tenant_id == tenant_id))
     if exists is None:
         db.session.add(Membership(user_id=user.id, tenant_id=tenant_id, role="member"))
+        db.session.flush()
+        db.session.refresh(user, ["memberships"])
 
 
 def _register_once(tenant: Tenant, email: str, password_hash: str, locale: str | None,
@@ -154,14 +181,9 @@ def _register_once(tenant: Tenant, email: str, password_hash: str, locale: str |
                     password_hash=password_hash, password_changed_at=now)
         db.session.add(user)
         db.session.flush()  # IntegrityError here when another request won the race
-        db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="member"))
         outcome = "created"
     elif is_pending(user):
-        user.password_hash = password_hash
-        user.password_changed_at = now
-        if locale:
-            user.locale = locale
-        outcome = "pending"
+        outcome = "pending"  # nothing changes but one more link: the first password stays
     else:
         send_exists_notice(user, tenant)
         audit.record("registration_existing", tenant_id=tenant.id, user_id=user.id, ip=ip)
@@ -221,27 +243,106 @@ def resend(tenant: Tenant, email: str | None, *, counter=None) -> str:
     return "sent"
 
 
-def check_link(raw: str | None) -> AccountToken:
-    """The live verify_email link, without using it (GET renders a confirm button)."""
-    return account_tokens.peek_as(VerificationError, PURPOSE, raw)
+@dataclass(frozen=True)
+class PendingLink:
+    """A live verify_email link and the account still waiting for it."""
+
+    user: User
+    tenant: Tenant | None
+    email: str
 
 
-def verify(raw: str | None, *, ip: str | None = None) -> tuple[User, Tenant | None]:
-    """Use the link once: the address is verified and the account active. Commits."""
-    row = check_link(raw)
+def check_link(raw: str | None) -> PendingLink:
+    """The live link and its pending account, without using it (GET renders the page)."""
+    row = account_tokens.peek_as(VerificationError, PURPOSE, raw)
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
-    if user is None or user.email != row.email:
-        raise VerificationError("account changed")
+    if user is None or user.email != row.email or not is_pending(user):
+        raise VerificationError("account changed or already confirmed")
+    tenant = db.session.get(Tenant, row.tenant_id) if row.tenant_id is not None else None
+    return PendingLink(user, tenant, row.email)
+
+
+def link_policy(link: PendingLink) -> PasswordPolicy:
+    """The policy a new password chosen on the link's page must meet."""
+    return accounts.password_policy_for(link.user, [link.tenant] if link.tenant else [])
+
+
+def _attempt_allowed(user: User, counter=None) -> bool:
+    """Count one password attempt on the account's failed-login counter (shared with the
+    login page, across IPs); False past the account's lockout threshold. Commits
+    (database counter); a success clears the count."""
+    decision = accounts._counter(counter).hit(
+        accounts.failure_key(user.id), accounts.lockout_threshold(user),
+        current_app.config["IDP_LOCKOUT_WINDOW"])
+    return decision.allowed
+
+
+def _locked_pending_user(link: PendingLink) -> User:
+    """The account, row-locked so two links used at once activate it once; still pending."""
+    user = db.session.scalar(select(User).where(User.id == link.user.id).with_for_update()
+                             .execution_options(populate_existing=True))
+    if user is None or user.email != link.email or not is_pending(user):
+        db.session.rollback()
+        raise VerificationError("account changed or already confirmed")
+    return user
+
+
+def _activate(raw: str, user: User, link: PendingLink, ip: str | None) -> None:
+    """Use this link, kill the others, activate with the membership of the link's tenant.
+    No commit."""
     try:
         account_tokens.consume(PURPOSE, raw)
     except account_tokens.LinkError as exc:
         db.session.rollback()
         raise VerificationError(str(exc)) from exc
-    tenant = db.session.get(Tenant, row.tenant_id) if row.tenant_id is not None else None
-    if not user.email_verified:
-        user.email_verified = True
-        user.active = True
-    _ensure_membership(user, row.tenant_id)
-    audit.record("email_verified", tenant_id=row.tenant_id, user_id=user.id, ip=ip)
+    account_tokens.revoke(PURPOSE, user=user)
+    user.email_verified = True
+    user.active = True
+    tenant_id = link.tenant.id if link.tenant is not None else None
+    _ensure_membership(user, tenant_id)
+    audit.record("email_verified", tenant_id=tenant_id, user_id=user.id, ip=ip)
+
+
+def confirm_with_password(raw: str | None, password: str | None, *, ip: str | None = None,
+                          counter=None) -> PendingLink:
+    """Finish with the password chosen at registration. Commits.
+
+    Raises VerificationError (link), TooManyAttempts (before checking) or WrongPassword.
+    """
+    link = check_link(raw)
+    if not _attempt_allowed(link.user, counter):
+        raise TooManyAttempts(link.user.id)
+    typed = password if isinstance(password, str) and len(password) <= MAX_LENGTH else ""
+    if not verify_password(link.user.password_hash, typed):
+        audit.record("registration_wrong_password", user_id=link.user.id, ip=ip)
+        db.session.commit()
+        raise WrongPassword(link.user.id)
+    user = _locked_pending_user(link)
+    _activate(raw, user, link, ip)
     db.session.commit()
-    return user, tenant
+    accounts.clear_failures(user.id, counter)
+    return link
+
+
+def confirm_with_new_password(raw: str | None, password: str, *, ip: str | None = None,
+                              counter=None) -> PendingLink:
+    """Finish by choosing a new password (the clicker holds the mailbox). Commits.
+
+    Raises VerificationError (link) or accounts.WeakPassword (nothing changed, the
+    link still works). The password_changed notice is queued, as after a reset.
+    """
+    from idp.services import recovery
+
+    link = check_link(raw)
+    policy = link_policy(link)
+    user = _locked_pending_user(link)
+    try:
+        accounts.set_password(user, password, policy)
+    except accounts.WeakPassword:
+        db.session.rollback()
+        raise
+    _activate(raw, user, link, ip)
+    recovery.finish_password_change(user, "registration_password_chosen", ip=ip)
+    db.session.commit()
+    accounts.clear_failures(user.id, counter)
+    return link

@@ -183,7 +183,7 @@ def test_step1_without_csrf_sends_nothing(client):
     assert outbox.kinds() == [] and _count(AccountToken) == 0
 
 
-def test_resend_replaces_the_link(client):
+def test_resend_sends_a_link_and_the_older_one_still_works(client):
     response = _step1(client)
     sent = client.get(response.headers["Location"])
     first = _link()
@@ -192,7 +192,7 @@ def test_resend_replaces_the_link(client):
     assert again.status_code == 303
     second = _link()
     assert first != second
-    assert client.get(first).status_code == 400
+    assert client.get(first).status_code == 303
     assert client.get(second).status_code == 303
 
 
@@ -297,6 +297,115 @@ def test_the_address_got_an_account_meanwhile(client, factory):
     response = _step3(client, flow)
     assert response.status_code == 409 and "already has an account" in response.text
     assert _count(Tenant) == 1  # only the factory's tenant
+
+
+# ----------------------------------------------------------------------------- pre-account takeover
+# The link proves the mailbox and the password is chosen after it; a pending
+# self-registration (perhaps an attacker's) never blocks the owner nor lends its password.
+
+SQUATTER = "Squatter-Pa55-word!"
+
+
+def _self_register(browser, email=EMAIL, password=SQUATTER, slug="squat"):
+    page = browser.get(f"/t/{slug}/register")
+    return browser.post(f"/t/{slug}/register", data={
+        "email": email, "new_password": password, "confirm_password": password,
+        "csrf_token": csrf_of(page.text)})
+
+
+def _login_status(browser, email, password) -> int:
+    page = browser.get("/login")
+    return browser.post("/login", data={"email": email, "password": password,
+                                        "csrf_token": csrf_of(page.text)}).status_code
+
+
+def _verify_links(email=EMAIL) -> list[str]:
+    return [outbox.links_in(m, "/verify-email")[0] for m in outbox.messages(email, "verify_email")
+            if outbox.links_in(m, "/verify-email")]
+
+
+@pytest.fixture
+def squat(factory):
+    """A tenant with self-registration open, where the attacker pre-registers the address."""
+    return factory.tenant("squat", "Squatter Inc")
+
+
+def test_a_pre_registered_address_can_still_sign_up_its_company(client, app, squat):
+    attacker = outbox.isolated_client(app)
+    assert _self_register(attacker).status_code == 303
+    [verify_link] = _verify_links()
+    # The owner asks for company sign-up: the link comes (not an "account exists" notice).
+    assert _step1(client).status_code == 303
+    assert [kind for kind, to in outbox.kinds() if to == EMAIL] == ["verify_email"] * 2
+    flow = _open(client, _link())
+    assert _step2(client, flow).status_code == 303
+    done = _step3(client, flow)
+    assert done.status_code == 303 and done.headers["Location"] == "/signup/welcome?company=acme-corp"
+    db.session.expire_all()
+    users = db.session.scalars(select(User).where(User.email == EMAIL)).all()
+    assert len(users) == 1 and users[0].active and users[0].email_verified
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "acme-corp"))
+    assert [(m.tenant_id, m.role) for m in users[0].memberships] == [(tenant.id, "super_admin")]
+    # The squatter's password is gone, and so is their registration link.
+    assert _login_status(attacker, EMAIL, SQUATTER) == 400
+    assert _login_status(outbox.isolated_client(app), EMAIL, GOOD) == 303
+    assert client.get(verify_link).status_code == 400
+
+
+def test_a_registration_during_company_signup_does_not_block_it(client, app, squat):
+    flow = _flow_at_step3(client)
+    attacker = outbox.isolated_client(app)
+    assert _self_register(attacker).status_code == 303
+    done = _step3(client, flow)
+    assert done.status_code == 303, done.text[:300]
+    assert _login_status(attacker, EMAIL, SQUATTER) == 400
+    assert _login_status(outbox.isolated_client(app), EMAIL, GOOD) == 303
+    assert _count(User) == 1
+
+
+def test_the_attacker_starting_a_signup_does_not_break_the_owners(client, app):
+    flow = _flow_at_step3(client)
+    attacker = outbox.isolated_client(app)
+    started = _step1(attacker)
+    assert started.status_code == 303
+    # The attacker's browser only has the "check your email" page: the link went to the owner.
+    assert attacker.get(started.headers["Location"]).status_code == 200
+    assert attacker.get("/signup/company").status_code == 400
+    done = _step3(client, flow)
+    assert done.status_code == 303, "the owner's link still works"
+    newest = _link()
+    late = attacker.get(newest)
+    assert late.status_code == 400 and "already used" in late.text
+    assert _count(User) == 1
+
+
+def test_two_signups_for_one_address_both_links_work_until_one_is_used(client, app):
+    _step1(client)
+    first = _link()
+    _step1(outbox.isolated_client(app))
+    second = _link()
+    assert first != second
+    flow = _open(client, first)
+    other = outbox.isolated_client(app)
+    other_flow = _open(other, second)
+    assert _step2(client, flow).status_code == 303
+    assert _step2(other, other_flow).status_code == 303
+    assert _step3(client, flow).status_code == 303
+    late = _step3(other, other_flow)
+    assert late.status_code == 400 and "already used" in late.text
+    assert client.get(second).status_code == 400
+    assert _count(Tenant) == 1 and _count(User) == 1
+
+
+def test_an_invited_address_is_not_taken_over_by_signup(client, factory):
+    """An invitation is not a self-registration: the invitee gets the notice, as before."""
+    from idp.services import invitations
+
+    invitations.invite_user(factory.tenant("globex", "Globex"), EMAIL)
+    db.session.commit()
+    assert _step1(client).status_code == 303
+    assert [kind for kind, to in outbox.kinds() if to == EMAIL] == [
+        "welcome", "account_exists_notice"]
 
 
 # ----------------------------------------------------------------------------- back, forward, replays

@@ -265,3 +265,39 @@ def test_a_disabled_account_cannot_confirm(signed_in, alice):
     db.session.commit()
     assert signed_in.get(link).status_code == 400
     assert _email_of(alice.id) == OLD
+
+
+# ----------------------------------------------------------------------------- pre-account takeover
+
+
+def _squat(app, factory, email=NEW):
+    """Someone self-registers the address (pending, their password) and never confirms."""
+    factory.tenant("squat", "Squatter Inc")
+    attacker = outbox.isolated_client(app)
+    page = attacker.get("/t/squat/register")
+    assert attacker.post("/t/squat/register", data={
+        "email": email, "new_password": "Squatter-Pa55-word!",
+        "confirm_password": "Squatter-Pa55-word!",
+        "csrf_token": csrf_of(page.text)}).status_code == 303
+    return db.session.scalar(select(User.id).where(User.email == email))
+
+
+def test_a_pre_registered_address_does_not_block_the_owners_change(signed_in, alice, app,
+                                                                    factory):
+    squatter_id = _squat(app, factory)
+    verify_link = outbox.last_link(NEW, "verify_email", "/verify-email")
+    _request(signed_in)
+    link = outbox.last_link(NEW, "email_change_verify", CONFIRM)
+    assert _confirm(signed_in, link).status_code == 200
+    assert _email_of(alice.id) == NEW
+    db.session.expire_all()
+    assert db.session.get(User, squatter_id) is None, "the unconfirmed registration is gone"
+    assert signed_in.get(verify_link).status_code == 400
+
+
+def test_a_registration_during_the_change_does_not_block_it(signed_in, alice, app, factory):
+    _request(signed_in)
+    link = outbox.last_link(NEW, "email_change_verify", CONFIRM)
+    _squat(app, factory)
+    assert _confirm(signed_in, link).status_code == 200
+    assert _email_of(alice.id) == NEW

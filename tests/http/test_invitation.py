@@ -14,6 +14,7 @@ from tests.lifecycle import (
     GOOD_PASSWORD,
     OTHER_PASSWORD,
     digest,
+    link_in,
     local,
     new_password_form,
     outbox,
@@ -248,3 +249,28 @@ def test_the_link_in_the_email_is_hashed_at_rest(invitation):
     raw = token_of(invitation.link)
     stored = db.session.scalar(select(AccountToken.token_hash))
     assert stored == digest(raw) and stored != raw
+
+
+def test_inviting_a_pre_registered_address_mails_the_invitation(client, app, factory):
+    """An attacker self-registered the address first (pending, their password): the
+    invitee still gets the welcome link, and completing it leaves no trace of the squatter."""
+    squatter_password = "Squatter-Pa55-word!"
+    factory.tenant("squat", "Squatter Inc")
+    attacker = app.test_client()
+    page = attacker.get("/t/squat/register")
+    assert attacker.post("/t/squat/register", data={
+        "email": EMAIL, "new_password": squatter_password,
+        "confirm_password": squatter_password, "csrf_token": csrf_of(page.text)}).status_code == 303
+    [verify] = outbox("verify_email", EMAIL)
+    acme = factory.tenant("acme", "Acme Fleet")
+    invitation = invitations.invite_user(acme, EMAIL)
+    db.session.commit()
+    assert invitation.link is not None
+    assert [m.template for m in outbox(to=EMAIL)] == ["verify_email", "welcome"]
+    done = submit(client, local(invitation.link), new_password_form(GOOD_PASSWORD))
+    assert done.status_code == 303
+    assert accounts.authenticate(EMAIL, GOOD_PASSWORD).email == EMAIL
+    with pytest.raises(accounts.InvalidCredentials):
+        accounts.authenticate(EMAIL, squatter_password)
+    assert [m.tenant_id for m in user_row().memberships] == [acme.id]
+    assert client.get(local(link_in(verify, "/verify-email"))).status_code == 400

@@ -43,11 +43,24 @@ def _user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email))
 
 
-def _verify(client, link):
+def _link_post(client, link, data):
+    """Open the emailed link, then send one of its page's two forms."""
     page = client.get(link)
     assert page.status_code == 200, page.text
     return client.post(VERIFY_PATH, data={"token": outbox.token_of(link),
-                                          "csrf_token": csrf_of(page.text)})
+                                          "csrf_token": csrf_of(page.text), **data})
+
+
+def _verify(client, link, password=GOOD):
+    """Finish with the password chosen at registration."""
+    return _link_post(client, link, {"choice": "password", "password": password})
+
+
+def _choose(client, link, password, confirm=None):
+    """Finish by choosing a new password on the link's page."""
+    return _link_post(client, link, {
+        "choice": "new_password", "new_password": password,
+        "confirm_password": password if confirm is None else confirm})
 
 
 def _login(client, email, password, slug="acme"):
@@ -75,18 +88,26 @@ def client(app):
 # ----------------------------------------------------------------------------- happy path
 
 
-def test_registration_creates_an_inactive_member_and_mails_a_link(client, tenant):
+def _memberships(email: str) -> list[tuple[int, str]]:
+    user = _user(email)
+    return [(m.tenant_id, m.role) for m in db.session.scalars(
+        select(Membership).where(Membership.user_id == user.id).order_by(Membership.id))]
+
+
+def test_registration_creates_an_inactive_account_and_mails_a_link(client, tenant):
     response = _register(client, "Bob@Example.com")
     text = _sent_text(response, client)
     assert "bob@example.com" in text
     assert "spam" in text  # the spam-folder hint
     user = _user("bob@example.com")
     assert user is not None and not user.active and not user.email_verified
-    memberships = db.session.scalars(select(Membership).where(Membership.user_id == user.id)).all()
-    assert [(m.tenant_id, m.role) for m in memberships] == [(tenant.id, "member")]
+    # The membership comes with the followed link, not with an unconfirmed registration.
+    assert _memberships("bob@example.com") == []
     assert outbox.kinds() == [("verify_email", "bob@example.com")]
     # Inactive until confirmed: the login answers like for a wrong password.
     assert _login(client, "bob@example.com", GOOD).status_code == 400
+    _verify(client, outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH))
+    assert _memberships("bob@example.com") == [(tenant.id, "member")]
 
 
 def test_following_the_link_activates_without_signing_in(client, tenant):
@@ -94,6 +115,9 @@ def test_following_the_link_activates_without_signing_in(client, tenant):
     link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
     page = client.get(link)
     assert page.status_code == 200 and "Activate my account" in page.text
+    assert "Enter the password you chose to finish" in page.text
+    assert 'name="password"' in page.text and 'autocomplete="current-password"' in page.text
+    assert 'name="new_password"' in page.text  # or choose another one here
     assert page.headers["Referrer-Policy"] == "no-referrer"
     assert not _user("bob@example.com").active, "a GET never changes state"
     done = _verify(client, link)
@@ -159,7 +183,7 @@ def test_bad_links_are_refused(client, tenant, mangle):
     assert not _user("bob@example.com").active
 
 
-def test_resend_replaces_the_link(client, tenant):
+def test_resend_sends_a_link_and_the_older_one_still_works(client, tenant):
     response = _register(client, "bob@example.com")
     sent = client.get(response.headers["Location"])
     first = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
@@ -170,8 +194,9 @@ def test_resend_replaces_the_link(client, tenant):
     assert "A new link is on its way" in client.get(again.headers["Location"]).text
     second = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
     assert first != second and len(outbox.messages("bob@example.com", "verify_email")) == 2
-    assert client.get(first).status_code == 400, "the newest link invalidates the older"
+    assert client.get(first).status_code == 200, "a new link never kills the older ones"
     assert _verify(client, second).status_code == 200
+    assert client.get(first).status_code == 400, "once one is used, they all die"
 
 
 def test_resend_without_a_flow_goes_back_to_the_form(client, tenant):
@@ -208,17 +233,19 @@ def test_existing_account_in_another_tenant_gets_no_membership(client, tenant, f
     assert [m.tenant_id for m in alice.memberships] == [other.id]
 
 
-def test_registering_again_while_pending_keeps_one_account(client, tenant):
+def test_registering_again_while_pending_keeps_one_account_and_its_password(client, tenant):
     _register(client, "bob@example.com", GOOD)
+    hash_before = _user("bob@example.com").password_hash
     first = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
     _register(client, "bob@example.com", OTHER)
     second = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
-    assert len(_users()) == 1
-    assert client.get(first).status_code == 400
-    _verify(client, second)
-    # The newest registration's password: a pre-registered address cannot keep the squatter's.
-    assert _login(client, "bob@example.com", GOOD).status_code == 400
-    assert _login(client, "bob@example.com", OTHER).status_code == 303
+    assert len(_users()) == 1 and first != second
+    assert _user("bob@example.com").password_hash == hash_before
+    assert client.get(first).status_code == 200
+    assert _verify(client, second, OTHER).status_code == 400
+    assert _verify(client, second, GOOD).status_code == 200
+    assert _login(client, "bob@example.com", OTHER).status_code == 400
+    assert _login(client, "bob@example.com", GOOD).status_code == 303
 
 
 def test_mails_per_address_are_capped(client, tenant):
@@ -226,6 +253,197 @@ def test_mails_per_address_are_capped(client, tenant):
         assert _register(client, "bob@example.com").status_code == 303
     assert len(outbox.messages("bob@example.com")) == 5
     assert len(_users()) == 1
+
+
+# ----------------------------------------------------------------------------- pre-account takeover
+# Whoever registers an address, only the holder of its mailbox activates it, with a
+# password they know; the owner is never locked out of their own registration.
+
+VICTIM = "victim@example.com"
+SQUATTER = "Squatter-Pa55-word!"
+
+
+def _mailbox(email: str = VICTIM) -> list[str]:
+    """The verify links the address received, oldest first."""
+    return [outbox.links_in(m, VERIFY_PATH)[0] for m in outbox.messages(email, "verify_email")]
+
+
+def test_attacker_first_the_victim_following_the_link_does_not_activate_it(client, tenant, app):
+    """(a) The attacker registers the victim's address; the puzzled victim clicks."""
+    attacker = outbox.isolated_client(app)
+    _register(attacker, VICTIM, SQUATTER)
+    [link] = _mailbox()
+    page = client.get(link)
+    assert page.status_code == 200 and "Enter the password you chose to finish" in page.text
+    # The seed's one-button page activated here: a bare POST is now refused.
+    bare = client.post(VERIFY_PATH, data={"token": outbox.token_of(link),
+                                          "csrf_token": csrf_of(page.text)})
+    assert bare.status_code == 400 and not _user(VICTIM).active
+    guess = _verify(client, link, GOOD)
+    assert guess.status_code == 400 and "choose a new password" in guess.text
+    assert not _user(VICTIM).active
+    # The victim holds the mailbox: choosing a password here makes the account theirs.
+    done = _choose(client, link, GOOD)
+    assert done.status_code == 200 and "You can now sign in" in done.text
+    assert _login(attacker, VICTIM, SQUATTER).status_code == 400
+    assert _login(client, VICTIM, GOOD).status_code == 303
+
+
+def test_attacker_first_then_the_victim_registers_too(client, tenant, app):
+    """The victim registers after the attacker: their password is not the pending one."""
+    attacker = outbox.isolated_client(app)
+    _register(attacker, VICTIM, SQUATTER)
+    _register(client, VICTIM, GOOD)
+    first, newest = _mailbox()
+    assert _verify(client, newest, GOOD).status_code == 400
+    assert _choose(client, newest, GOOD).status_code == 200
+    assert client.get(first).status_code == 400
+    assert _login(attacker, VICTIM, SQUATTER).status_code == 400
+    assert _login(client, VICTIM, GOOD).status_code == 303
+
+
+def test_victim_first_a_second_registration_replaces_nothing(client, tenant, app):
+    """(b) The victim registers; the attacker registers the same address before the click."""
+    victim_sent = _sent_text(_register(client, VICTIM, GOOD), client)
+    hash_before = _user(VICTIM).password_hash
+    attacker = outbox.isolated_client(app)
+    attacker_sent = _sent_text(_register(attacker, VICTIM, SQUATTER), attacker)
+    assert attacker_sent == victim_sent, "the same answer as a new registration"
+    assert _user(VICTIM).password_hash == hash_before
+    first, newest = _mailbox()
+    assert client.get(first).status_code == 200, "the victim's first link still works"
+    # The newest link in the victim's mailbox does not activate the attacker's password.
+    assert _verify(client, newest, SQUATTER).status_code == 400
+    assert _verify(client, newest, GOOD).status_code == 200
+    assert _login(attacker, VICTIM, SQUATTER).status_code == 400
+    assert _login(client, VICTIM, GOOD).status_code == 303
+
+
+def test_victim_first_then_attacker_the_first_link_finishes(client, tenant, app):
+    _register(client, VICTIM, GOOD)
+    _register(outbox.isolated_client(app), VICTIM, SQUATTER)
+    first, newest = _mailbox()
+    assert _verify(client, first, GOOD).status_code == 200
+    assert client.get(newest).status_code == 400, "once one link is used, every one dies"
+    assert _login(client, VICTIM, GOOD).status_code == 303
+
+
+def test_every_link_works_until_one_is_used(client, tenant, app):
+    for _ in range(3):
+        _register(client, VICTIM, GOOD)
+    links = _mailbox()
+    assert len(links) == 3
+    other = outbox.isolated_client(app)  # another browser
+    assert all(other.get(link).status_code == 200 for link in links)
+    assert _verify(other, links[1], GOOD).status_code == 200
+    for link in links:
+        assert client.get(link).status_code == 400
+        replay = client.post(VERIFY_PATH, data={
+            "token": outbox.token_of(link), "choice": "new_password", "new_password": OTHER,
+            "confirm_password": OTHER, "csrf_token": csrf_of(client.get("/t/acme/register").text)})
+        assert replay.status_code == 400
+    assert _login(client, VICTIM, GOOD).status_code == 303
+
+
+def test_links_used_at_once_activate_once(client, tenant, app):
+    """Several links of one address, each with another new password, at the same moment."""
+    for _ in range(4):
+        _register(client, VICTIM, GOOD)
+    browsers = []
+    for index, link in enumerate(_mailbox()):
+        browser = outbox.isolated_client(app)
+        page = browser.get(link)
+        browsers.append((browser, {"token": outbox.token_of(link), "choice": "new_password",
+                                   "new_password": f"{OTHER}-{index}",
+                                   "confirm_password": f"{OTHER}-{index}",
+                                   "csrf_token": csrf_of(page.text)}))
+    barrier = threading.Barrier(len(browsers))
+    codes: dict[int, int] = {}
+
+    def finish(index, browser, data):
+        barrier.wait(timeout=30)
+        codes[index] = browser.post(VERIFY_PATH, data=data).status_code
+
+    threads = [threading.Thread(target=finish, args=(i, *item)) for i, item in enumerate(browsers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [index for index, code in codes.items() if code == 200]
+    assert len(winners) == 1 and sorted(codes.values()) == [200, 400, 400, 400], codes
+    assert _login(client, VICTIM, f"{OTHER}-{winners[0]}").status_code == 303
+    assert _memberships(VICTIM) == [(tenant.id, "member")]
+
+
+def test_a_wrong_password_on_the_link_page(client, tenant):
+    _register(client, "bob@example.com", GOOD)
+    link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
+    wrong = _verify(client, link, OTHER)
+    assert wrong.status_code == 400
+    assert "This is not the password chosen at registration" in wrong.text
+    assert 'aria-invalid="true"' in wrong.text
+    assert GOOD not in wrong.text and OTHER not in wrong.text
+    for empty in ("", "x" * 10_240):
+        assert _verify(client, link, empty).status_code == 400
+    assert not _user("bob@example.com").active
+    assert _verify(client, link, GOOD).status_code == 200
+
+
+def test_wrong_passwords_on_the_link_page_count_like_failed_logins(client, tenant, app):
+    _register(client, "bob@example.com", GOOD)
+    link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
+    other = outbox.isolated_client(app)
+    for _ in range(3):  # sign-in attempts on the pending account count too
+        assert _login(other, "bob@example.com", OTHER).status_code == 400
+    for _ in range(3):
+        assert _verify(client, link, OTHER).status_code == 400
+    # IDP_LOCKOUT_THRESHOLD (6) reached: even the right password is not checked now...
+    blocked = _verify(client, link, GOOD)
+    assert blocked.status_code == 429 and "Too many wrong passwords" in blocked.text
+    assert not _user("bob@example.com").active
+    # ...but the mailbox holder is never locked out: a new password finishes.
+    assert _choose(client, link, OTHER).status_code == 200
+    assert _login(client, "bob@example.com", OTHER).status_code == 303
+
+
+def test_choosing_a_new_password_on_the_link_page(client, tenant):
+    _register(client, "bob@example.com", GOOD)
+    link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
+    weak = _choose(client, link, "Password1!")
+    assert weak.status_code == 400 and "Not a commonly used password" in weak.text
+    mismatch = _choose(client, link, OTHER, OTHER + "x")
+    assert mismatch.status_code == 400 and "The two passwords do not match." in mismatch.text
+    assert _choose(client, link, "").status_code == 400
+    assert not _user("bob@example.com").active
+    done = _choose(client, link, OTHER)
+    assert done.status_code == 200 and "You can now sign in" in done.text
+    assert _memberships("bob@example.com") == [(tenant.id, "member")]
+    assert ("password_changed", "bob@example.com") in outbox.kinds()
+    assert _login(client, "bob@example.com", GOOD).status_code == 400
+    assert _login(client, "bob@example.com", OTHER).status_code == 303
+
+
+def test_the_link_page_refuses_what_it_does_not_know(client, tenant):
+    _register(client, "bob@example.com", GOOD)
+    link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
+    assert _link_post(client, link, {"choice": "activate"}).status_code == 400
+    no_csrf = client.post(VERIFY_PATH, data={"token": outbox.token_of(link), "choice": "password",
+                                             "password": GOOD})
+    assert no_csrf.status_code == 400
+    assert not _user("bob@example.com").active
+    assert client.get(link).status_code == 200, "the link still works"
+
+
+def test_the_membership_comes_with_the_followed_link_only(client, tenant, app, factory):
+    """An attacker's registration elsewhere never makes the victim a member there."""
+    theirs = factory.tenant("squat", "Squatter Inc")
+    _register(outbox.isolated_client(app), VICTIM, SQUATTER, slug="squat")
+    _register(client, VICTIM, GOOD)
+    squat_link, acme_link = _mailbox()
+    assert _choose(client, acme_link, GOOD).status_code == 200
+    assert _memberships(VICTIM) == [(tenant.id, "member")]
+    assert theirs.id not in [t for t, _ in _memberships(VICTIM)]
+    assert client.get(squat_link).status_code == 400
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -258,7 +476,8 @@ def test_weak_passwords_are_refused(client, tenant, password, rule):
 def test_a_long_password_is_accepted(client, tenant):
     long_password = "Aa1!" + "x" * 120
     assert _register(client, "bob@example.com", long_password).status_code == 303
-    _verify(client, outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH))
+    link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
+    assert _verify(client, link, long_password).status_code == 200
     assert _login(client, "bob@example.com", long_password).status_code == 303
 
 
@@ -342,11 +561,13 @@ def test_double_submission_of_the_same_form_makes_one_account(client, tenant):
     second = client.post("/t/acme/register", data=data)
     assert first.status_code == second.status_code == 303
     assert len(_users()) == 1
-    assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
-    # Only the newest link works.
+    # Both links work, until one is used; then one membership.
     links = [outbox.links_in(m, VERIFY_PATH)[0] for m in outbox.messages("bob@example.com")]
     assert len(links) == 2
-    assert client.get(links[0]).status_code == 400 and client.get(links[1]).status_code == 200
+    assert client.get(links[0]).status_code == 200 and client.get(links[1]).status_code == 200
+    assert _verify(client, links[1]).status_code == 200
+    assert client.get(links[0]).status_code == 400
+    assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
 
 
 def test_concurrent_registrations_of_one_address_make_one_account(live_server, tenant):
@@ -376,7 +597,7 @@ def test_concurrent_registrations_of_one_address_make_one_account(live_server, t
     assert results == [303] * threads_count, results
     users = [u for u in _users() if u.email == "race@example.com"]
     assert len(users) == 1
-    assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
+    assert db.session.scalar(select(func.count()).select_from(Membership)) == 0  # until the link
 
 
 # ----------------------------------------------------------------------------- tenant settings
@@ -424,3 +645,12 @@ def test_registration_in_french_mails_in_french(client, tenant):
         "csrf_token": csrf_of(page.text)})
     assert _user("bob@example.com").locale == "fr"
     assert outbox.messages("bob@example.com")[0].locale == "fr"
+
+
+def test_the_link_page_in_french(client, tenant):
+    _register(client, "bob@example.com")
+    link = outbox.last_link("bob@example.com", "verify_email", VERIFY_PATH)
+    page = client.get(link, headers={"Accept-Language": "fr"})
+    assert page.status_code == 200
+    assert "Saisissez le mot de passe que vous avez choisi" in page.text
+    assert "Enregistrer ce mot de passe et activer" in page.text

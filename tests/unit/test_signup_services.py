@@ -171,9 +171,14 @@ def test_register_then_verify(app, tenant):
         raw, _row = registration.account_tokens.issue(
             "verify_email", ttl=60, user=user, email=user.email, tenant=tenant)
         db.session.commit()
-        verified, where = registration.verify(raw)
-        assert verified.active and verified.email_verified and where.id == tenant.id
+        with pytest.raises(registration.WrongPassword):
+            registration.confirm_with_password(raw, GOOD + "x")
+        link = registration.confirm_with_password(raw, GOOD)
+        verified = link.user
+        assert verified.active and verified.email_verified and link.tenant.id == tenant.id
         assert not registration.is_pending(verified)
+        with pytest.raises(registration.VerificationError):
+            registration.check_link(raw)
         again = registration.register(tenant, "bob@example.com", GOOD, GOOD)
         assert again.outcome == "exists"
 
