@@ -120,7 +120,13 @@ def _leaf_commands(group, prefix=()):
 
 
 @pytest.mark.parametrize("args", COMMANDS_NEEDING_THE_SCHEMA, ids=" ".join)
-def test_commands_before_init_say_so_without_a_traceback(uninitialised_app, args):
+def test_commands_before_init_say_so_without_a_traceback(uninitialised_app, monkeypatch, args):
+    import os
+
+    def no_exec(*_args):
+        raise AssertionError("`idp serve` started gunicorn on an uninitialised database")
+
+    monkeypatch.setattr(os, "execv", no_exec)
     app = uninitialised_app()
     result = app.test_cli_runner().invoke(args=["idp", *args])
     assert result.exit_code == 2, result.output
