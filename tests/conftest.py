@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
+from tests.required import pytest_runtest_makereport  # noqa: F401 - the CI skip rule
 from tests.support import Driver, Factory, IsolatedClient
 
 
