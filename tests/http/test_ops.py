@@ -71,6 +71,7 @@ def test_before_init_readyz_fails_and_nothing_is_served(uninitialised_app):
     page = client.get("/login")
     assert page.status_code == 503 and "not ready yet" in page.text
     assert "Traceback" not in page.text and "no such table" not in page.text
+    assert "pas encore prêt" in client.get("/login", headers={"Accept-Language": "fr"}).text
     assert client.post("/oauth/token", data={}).status_code == 503
 
     result = app.test_cli_runner().invoke(args=["idp", "init"])
