@@ -108,7 +108,7 @@ def load_config() -> dict:
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_TRANSLATION_DIRECTORIES": str(BASE_DIR / "translations"),
         "IDP_LOCALES": ["en", "fr"],
-        "WTF_CSRF_TIME_LIMIT": None,  # bound to the server-side session instead
+        "WTF_CSRF_TIME_LIMIT": None,  # bound to the session (signed cookie or row) instead
         "WTF_CSRF_SSL_STRICT": False,  # Referer checks break under no-referrer
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "MAX_FORM_MEMORY_SIZE": 64 * 1024,

@@ -26,7 +26,7 @@ import time
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import delete, insert, select, update
 from werkzeug.datastructures import CallbackDict
 
@@ -109,7 +109,7 @@ class DatabaseSessionInterface(SessionInterface):
     def _open_signed(app: Flask, value: str) -> ServerSession:
         try:
             data = _serializer(app).loads(value, max_age=app.config["IDP_SESSION_TTL"])
-        except BadSignature:
+        except BadData:  # forged, expired or unreadable: start afresh
             return ServerSession()
         if not isinstance(data, dict):
             return ServerSession()
