@@ -165,3 +165,12 @@ def test_https_cookie_session_is_host_prefixed_and_secure(app, ctx, client, monk
     attributes = [part.strip().lower() for part in cookie.split(";")[1:]]
     assert "secure" in attributes and "httponly" in attributes and "path=/" in attributes
     assert not [a for a in attributes if a.startswith("domain")]
+
+
+def test_a_cookie_csrf_token_dies_with_the_session_lifetime(app, ctx, client, alice, clock):
+    page = client.get("/login")
+    clock.advance(app.config["IDP_SESSION_TTL"] + 1)
+    response = client.post("/login", data={"email": alice.email, "password": PASSWORD,
+                                           "csrf_token": csrf_of(page.text)})
+    assert response.status_code == 400
+    assert _rows() == 0
