@@ -84,6 +84,7 @@ def _error_handlers(app: Flask) -> None:
             404: _("This page does not exist."),
             405: _("This address does not accept this kind of request."),
             413: _("The request is too large."),
+            503: _("This service is not ready yet. Please try again in a few minutes."),
         }
         message = messages.get(error.code, _("The request could not be processed."))
         return render_template("flows/error.html", message=message), error.code

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
+from functools import update_wrapper
 from pathlib import Path
 
 import click
@@ -262,7 +264,42 @@ def client_create_command(name, redirect_uris, public, tenant_slug, grant_types,
                f"client_id: {creds['client_id']}\nclient_secret: {creds['client_secret']}")
 
 
+def _ensure_schema() -> None:
+    """Stop (exit 2, one line) unless the database is at the latest migration."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from idp.schema import schema_state
+
+    try:
+        state = schema_state(current_app)
+    except SQLAlchemyError as exc:
+        _fail(f"the database cannot be reached: {getattr(exc, 'orig', None) or exc}")
+    if not state.up_to_date:
+        _fail(state.describe())
+
+
+def _schema_checked(callback: Callable) -> Callable:
+    def run(*args, **kwargs):
+        _ensure_schema()
+        return callback(*args, **kwargs)
+
+    checked = with_appcontext(update_wrapper(run, callback))
+    checked.idp_schema_checked = True
+    return checked
+
+
+def require_schema(group: click.Group) -> None:
+    """Every command but `init` first checks the schema (after parsing: --help still works)."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            require_schema(command)
+        elif command is not init_command and not getattr(command.callback,
+                                                         "idp_schema_checked", False):
+            command.callback = _schema_checked(command.callback)
+
+
 def register_commands(app: Flask) -> None:
+    require_schema(idp_group)
     app.cli.add_command(idp_group)
 
 
@@ -272,4 +309,5 @@ def main() -> None:
 
     from idp import create_app
 
+    require_schema(idp_group)
     idp_group.main(prog_name="idp", obj=ScriptInfo(create_app=create_app))

@@ -110,11 +110,13 @@ def load_config() -> dict:
         "IDP_FORGOT_EMAIL_LIMIT": _env_int("FORGOT_EMAIL_LIMIT", 5),
         # Requests per trusted proxy hop; 0 means X-Forwarded-* are ignored.
         "IDP_TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
+        # /metrics answers only `Authorization: Bearer <this>`; unset: 404 (off).
+        "IDP_METRICS_TOKEN": _env("METRICS_TOKEN"),
         "IDP_ENABLE_MAIL_WORKER": _env_bool("MAIL_WORKER", True),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_TRANSLATION_DIRECTORIES": str(RESOURCE_DIR / "translations"),
         "IDP_LOCALES": ["en", "fr"],
-        "WTF_CSRF_TIME_LIMIT": None,  # bound to the server-side session instead
+        "WTF_CSRF_TIME_LIMIT": None,  # bound to the session (signed cookie or row) instead
         "WTF_CSRF_SSL_STRICT": False,  # Referer checks break under no-referrer
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "MAX_FORM_MEMORY_SIZE": 64 * 1024,

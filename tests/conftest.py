@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
+from tests.required import pytest_runtest_makereport  # noqa: F401 - the CI skip rule
 from tests.support import Driver, Factory, IsolatedClient
 
 
@@ -58,6 +59,33 @@ def app(tmp_path_factory, server_port):
 
         upgrade(directory=app.extensions["migrate"].directory)
     yield app
+
+
+@pytest.fixture
+def uninitialised_app(tmp_path, monkeypatch):
+    """uninitialised_app(revision=None): an app on a new SQLite file before `idp init`.
+
+    With ``revision`` the schema is migrated up to that revision only (behind head);
+    there are no signing keys either way."""
+    monkeypatch.setenv("IDP_INSTANCE_DIR", str(tmp_path))
+    from idp import create_app
+
+    def make(revision: str | None = None):
+        created = create_app({
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.db'}",
+            "IDP_KEYS_DIR": str(tmp_path / "keys"),
+            "IDP_ENABLE_MAIL_WORKER": False,
+            "SERVER_NAME": None,
+        })
+        if revision is not None:
+            from flask_migrate import upgrade
+
+            with created.app_context():
+                upgrade(directory=created.extensions["migrate"].directory, revision=revision)
+        return created
+
+    return make
 
 
 def _wipe(app) -> None:

@@ -1,9 +1,21 @@
-"""Server-side browser sessions.
+"""Browser sessions: a signed cookie until there is something to keep, then a database row.
 
-The cookie holds a random 256-bit token; the database holds its SHA-256, the
-session data (JSON) and who is signed in. Any worker on any node can continue
-a flow. The id rotates at login (``rotate``), and the row is deleted at logout
-or when the user's sessions are revoked (password reset, account disabled).
+An anonymous visitor of a hosted page needs at most a CSRF token (and the
+``ui_locales`` of the request that sent them): those few keys (``COOKIE_KEYS``)
+travel in the cookie itself, signed with ``SECRET_KEY`` (itsdangerous), and no row
+is written, so anonymous GETs cannot grow the table. As soon as the session holds
+anything else (a flow, a signed-in user) the data moves to the database: the cookie
+then holds a random 256-bit token and the row its SHA-256, the session data (JSON)
+and who is signed in, so any worker on any node can continue a flow.
+
+Both kinds share the cookie name. A signed value always contains ``.`` and a
+database token never does; a signed value is never looked up in the database and
+only ``COOKIE_KEYS`` are read from it, so it cannot be forged into a signed-in
+session. The id rotates at login (``rotate``); the row is deleted at logout, when
+the user's sessions are revoked (password reset, account disabled), and when the
+session falls back to cookie-only keys. A row without a signed-in user (a pending
+flow) expires ``IDP_FLOW_TTL`` after its last change; ``idp purge`` deletes
+expired rows.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import time
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import delete, insert, select, update
 from werkzeug.datastructures import CallbackDict
 
@@ -22,6 +35,10 @@ from idp.models import BrowserSession
 
 COOKIE_NAME = "idp_session"
 SECURE_COOKIE_NAME = "__Host-idp_session"
+# Keys an anonymous session may keep in its signed cookie (Flask-WTF's raw CSRF token).
+COOKIE_KEYS = frozenset({"csrf_token", "ui_locales"})
+MAX_COOKIE_VALUE = 2048
+SIGNING_SALT = "idp.browser-session.cookie"
 
 
 def _hash(token: str) -> str:
@@ -58,54 +75,101 @@ def cookie_name(app: Flask) -> str:
     return SECURE_COOKIE_NAME if app.config["IDP_HTTPS"] else COOKIE_NAME
 
 
+def worth_storing(data: dict) -> bool:
+    """True when the session holds more than the keys its signed cookie may carry."""
+    return any(value not in (None, "", {}, []) for key, value in data.items()
+               if key not in COOKIE_KEYS)
+
+
+def _serializer(app: Flask) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(app.secret_key, salt=SIGNING_SALT,
+                                  signer_kwargs={"key_derivation": "hmac",
+                                                 "digest_method": hashlib.sha256})
+
+
 class DatabaseSessionInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> ServerSession:
-        token = request.cookies.get(cookie_name(app))
-        if not token or len(token) > 128:
+        value = request.cookies.get(cookie_name(app))
+        if not value or len(value) > MAX_COOKIE_VALUE:
             return ServerSession()
-        now = int(time.time())
+        if "." in value:
+            return self._open_signed(app, value)
+        if len(value) > 128:
+            return ServerSession()
         row = db.session.execute(
             select(BrowserSession.data, BrowserSession.sid, BrowserSession.created_at)
-            .where(BrowserSession.id_hash == _hash(token), BrowserSession.expires_at > now)
+            .where(BrowserSession.id_hash == _hash(value),
+                   BrowserSession.expires_at > int(time.time()))
         ).first()
         if row is None:
             return ServerSession()
-        return ServerSession(dict(row.data), token, row.sid, row.created_at)
+        return ServerSession(dict(row.data), value, row.sid, row.created_at)
+
+    @staticmethod
+    def _open_signed(app: Flask, value: str) -> ServerSession:
+        try:
+            data = _serializer(app).loads(value, max_age=app.config["IDP_SESSION_TTL"])
+        except BadData:  # forged, expired or unreadable: start afresh
+            return ServerSession()
+        if not isinstance(data, dict):
+            return ServerSession()
+        return ServerSession({k: v for k, v in data.items()
+                              if k in COOKIE_KEYS and isinstance(v, str)})
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
-        name = cookie_name(app)
-        secure = app.config["IDP_HTTPS"]
         if not session.modified:
             return
-        with db.engine.begin() as conn:
-            for stale in (session.old_token, None if session else session.token):
-                if stale:
+        name = cookie_name(app)
+        secure = app.config["IDP_HTTPS"]
+        keep_row = worth_storing(session)
+        stale = [session.old_token] + ([] if keep_row else [session.token])
+        session.old_token = None
+        if not keep_row:
+            session.token = None
+        if any(stale):
+            with db.engine.begin() as conn:
+                for token in filter(None, stale):
                     conn.execute(delete(BrowserSession).where(
-                        BrowserSession.id_hash == _hash(stale)))
-            session.old_token = None
-            if not session:
-                session.token = None
-            if not session:
+                        BrowserSession.id_hash == _hash(token)))
+        response.vary.add("Cookie")
+        if not keep_row:
+            light = {k: v for k, v in session.items() if k in COOKIE_KEYS and v}
+            if not light:
                 response.delete_cookie(name, path="/", secure=secure, httponly=True,
                                        samesite="Lax")
                 return
-            now = int(time.time())
-            ttl = app.config["IDP_SESSION_TTL"]
-            user_id = session.get("uid")
-            if session.token is None:
-                session.token = secrets.token_urlsafe(32)
-                session.sid = session.sid or secrets.token_urlsafe(16)
-                session.created_at = now
+            response.set_cookie(name, _serializer(app).dumps(light), max_age=None, path="/",
+                                secure=secure, httponly=True, samesite="Lax")
+            return
+        self._store(app, session, response, name, secure)
+
+    @staticmethod
+    def _store(app: Flask, session: ServerSession, response: Response, name: str,
+               secure: bool) -> None:
+        now = int(time.time())
+        user_id = session.get("uid")
+        created = session.token is None
+        if created:
+            session.token = secrets.token_urlsafe(32)
+            session.sid = session.sid or secrets.token_urlsafe(16)
+            session.created_at = now
+        # A signed-in session lives IDP_SESSION_TTL from its creation (login rotates it);
+        # a pending flow without a user lives IDP_FLOW_TTL from its last change.
+        expires_at = ((session.created_at or now) + app.config["IDP_SESSION_TTL"] if user_id
+                      else now + app.config["IDP_FLOW_TTL"])
+        with db.engine.begin() as conn:
+            if created:
                 conn.execute(insert(BrowserSession).values(
                     id_hash=_hash(session.token), sid=session.sid, user_id=user_id,
-                    data=dict(session), created_at=now, expires_at=now + ttl))
-                response.set_cookie(name, session.token, max_age=None, path="/",
-                                    secure=secure, httponly=True, samesite="Lax")
+                    data=dict(session), created_at=now, expires_at=expires_at))
             else:
                 conn.execute(update(BrowserSession)
                              .where(BrowserSession.id_hash == _hash(session.token))
-                             .values(data=dict(session), user_id=user_id))
-        response.vary.add("Cookie")
+                             .values(data=dict(session), user_id=user_id,
+                                     expires_at=expires_at))
+        if created:
+            response.set_cookie(name, session.token, max_age=None, path="/",
+                                secure=secure, httponly=True, samesite="Lax")
 
 
 def revoke_user_sessions(user_id: int) -> int:
@@ -115,6 +179,7 @@ def revoke_user_sessions(user_id: int) -> int:
 
 
 def purge_expired() -> int:
+    """Delete expired rows: signed-in sessions past IDP_SESSION_TTL, abandoned flows."""
     result = db.session.execute(
         delete(BrowserSession).where(BrowserSession.expires_at <= int(time.time())))
     return result.rowcount or 0

@@ -2,6 +2,7 @@
 
 Fixtures other browser tests build on:
   browser     Chromium (/usr/bin/chromium, headless); skips when it or axe-core is absent
+              (fails instead under IDP_REQUIRE_BROWSER=1, as in CI: tests/required.py)
   viewport    "desktop" (1280x800) or "mobile" (360x740, touch): tests run at both
               unless marked pages.desktop_only / pages.phone_only
   make_page   make_page(locale=..., bypass_csp=...): a page; each call its own cookie jar
@@ -27,6 +28,7 @@ import pytest
 
 from tests.browser import pages
 from tests.browser.pages import AXE, LONG_EMAIL, RelyingParty
+from tests.required import missing
 from tests.support import RegisteredClient
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,11 +50,11 @@ except ImportError:  # pragma: no cover - the test extra installs it
 @pytest.fixture(scope="session")
 def browser():
     if sync_playwright is None:
-        pytest.skip("the playwright Python package is not installed")
+        missing("the playwright Python package is not installed")
     if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is absent: run `make chromium` (Debian's chromium package)")
+        missing("/usr/bin/chromium is absent: run `make chromium` (Debian's chromium package)")
     if not AXE.exists():
-        pytest.skip(f"axe-core is missing ({AXE}): run `make node`")
+        missing(f"axe-core is missing ({AXE}): run `make node`")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                               args=CHROMIUM_ARGS)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.required import missing
 from tests.support import PASSWORD
 
 pytestmark = pytest.mark.interop
@@ -28,9 +29,9 @@ REDIRECT_URI = "http://localhost:8080/callback"
 POST_LOGOUT_URI = "http://localhost:8080/signed-out"
 
 if NODE is None:
-    pytest.skip("node is not installed (needed to run openid-client)", allow_module_level=True)
+    missing("node is not installed (needed to run openid-client)", module_level=True)
 if not (NODE_DIR / "node_modules" / "openid-client").is_dir():
-    pytest.skip("tests/node/node_modules is missing: run `make node`", allow_module_level=True)
+    missing("tests/node/node_modules is missing: run `make node`", module_level=True)
 
 
 def run_rp(live_server, rp, password: str = PASSWORD, expect_ok: bool = True,

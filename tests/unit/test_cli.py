@@ -151,3 +151,89 @@ def test_purge_deletes_only_expired_sessions_and_counters(app, ctx, runner):
     assert json.loads(result.output) == {"sessions": 1, "rate_limit_windows": 1}
     assert [s.sid for s in db.session.query(BrowserSession)] == ["live"]
     assert [c.window_start for c in db.session.query(RateLimitCounter)] == [now]
+
+
+# ------------------------------------------------------------- before `idp init`
+
+NOT_INITIALISED = "the database is not initialised: run `idp init`"
+COMMANDS_NEEDING_THE_SCHEMA = [
+    ["purge"], ["serve"], ["keys", "rotate"], ["tenant", "create", "globex", "--name", "G"],
+    ["user", "create", "--tenant", "acme", "--email", "a@b.test", "--password", "x"],
+    ["client", "create", "--name", "x", "--redirect-uri", "https://a.test/cb", "--json"],
+    ["mail", "list"], ["mail", "purge"],
+]
+
+
+def _leaf_commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _leaf_commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+@pytest.mark.parametrize("args", COMMANDS_NEEDING_THE_SCHEMA, ids=" ".join)
+def test_commands_before_init_say_so_without_a_traceback(uninitialised_app, monkeypatch, args):
+    import os
+
+    def no_exec(*_args):
+        raise AssertionError("`idp serve` started gunicorn on an uninitialised database")
+
+    monkeypatch.setattr(os, "execv", no_exec)
+    app = uninitialised_app()
+    result = app.test_cli_runner().invoke(args=["idp", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"error: {NOT_INITIALISED}"
+    assert "Traceback" not in result.output and "no such table" not in result.output
+
+
+def test_every_command_but_init_checks_the_schema(app):
+    from idp.cli import idp_group
+
+    leaves = dict(_leaf_commands(idp_group))
+    assert ("init",) in leaves and ("mail", "worker") in leaves
+    unchecked = [" ".join(name) for name, command in leaves.items()
+                 if not getattr(command.callback, "idp_schema_checked", False)]
+    assert unchecked == ["init"]
+
+
+def test_help_and_init_work_before_init(uninitialised_app):
+    app = uninitialised_app()
+    runner = app.test_cli_runner()
+    for args in (["idp", "--help"], ["idp", "tenant", "create", "--help"], ["idp", "purge", "--help"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0 and "Usage:" in result.output, result.output
+    result = runner.invoke(args=["idp", "init"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["idp", "purge"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"sessions": 0, "rate_limit_windows": 0}
+
+
+def test_commands_refuse_a_schema_behind_the_latest_migration(uninitialised_app):
+    app = uninitialised_app(revision="0001")
+    result = app.test_cli_runner().invoke(args=["idp", "purge"])
+    assert result.exit_code == 2
+    assert NOT_INITIALISED in result.stderr and "revision 0001" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_the_console_script_before_init(tmp_path):
+    """`idp` itself (the entry point), in a fresh process on an empty database."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "IDP_INSTANCE_DIR": str(tmp_path),
+           "IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}",
+           "IDP_KEYS_DIR": str(tmp_path / "keys")}
+    done = subprocess.run([sys.executable, "-c", "from idp.cli import main; main()",
+                           "tenant", "create", "globex", "--name", "Globex"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {NOT_INITIALISED}"
+    assert done.stdout == ""
