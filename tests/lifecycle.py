@@ -145,8 +145,8 @@ class PrefixedCounter:
         self.inner = inner
         self.prefix = prefix
 
-    def hit(self, key: str, limit: int, window: int):
-        return self.inner.hit(self.prefix + key, limit, window)
+    def hit(self, key: str, limit: int, window: int, now: float | None = None):
+        return self.inner.hit(self.prefix + key, limit, window, now=now)
 
     def reset(self, key: str, window: int) -> None:
         self.inner.reset(self.prefix + key, window)
