@@ -180,3 +180,45 @@ def redis_nodes(count: int = 2):
             client.delete(key)
 
     return nodes, cleanup
+
+
+def timed_post(client, url: str, data: dict, **kwargs) -> float:
+    """Seconds until the answer of one POST is ready, in-process (no network, no server).
+
+    The response is closed afterwards, outside the measure: that is when a server
+    runs the work deferred until after the response (services/deferred.py).
+    """
+    import time
+
+    fresh_request_state()
+    started = time.perf_counter()
+    response = client.post(url, data=data, buffered=False, **kwargs)
+    body = response.get_data()
+    elapsed = time.perf_counter() - started
+    response.close()
+    assert response.status_code < 500 and body, response.status_code
+    return elapsed
+
+
+def interleaved_medians(cases: dict, rounds: int, warmup: int = 5) -> dict[str, float]:
+    """Median seconds of each case (a callable returning its seconds), over ``rounds`` rounds.
+
+    Rounds interleave the cases, each round in another order, so a load spike on a
+    shared CI machine hits every case alike; the first ``warmup`` rounds are dropped.
+    """
+    import statistics
+
+    names = list(cases)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(warmup + rounds):
+        order = names if round_ % 2 else names[::-1]
+        for name in order:
+            elapsed = cases[name](round_)
+            if round_ >= warmup:
+                samples[name].append(elapsed)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def within(medians: dict[str, float], tolerance: float) -> bool:
+    """The slowest median is at most ``tolerance`` (0.25: 25%) above the fastest."""
+    return max(medians.values()) <= min(medians.values()) * (1 + tolerance)

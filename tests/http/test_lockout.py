@@ -102,7 +102,7 @@ def _accounts(factory):
     factory.user("disabled@example.com", active=False)
     factory.user("unverified@example.com", email_verified=False)
     lock = factory.user("locked@example.com")
-    lock.locked_at = int(time.time())
+    lock.locked_at, lock.locked_until = int(time.time()), int(time.time()) + 900
     db.session.commit()
     invitations.invite_user(factory.tenant(), "invited@example.com")
     db.session.commit()
