@@ -2,9 +2,10 @@
 
 * ``request_reset`` answers nothing: the page says the same thing whether or
   not the address has an account, and the work done before answering is the
-  same (one counter hit, one deferred-task row, for every address); the lookup,
-  the link and the email come after the response (services/deferred.py). A reset link goes only to an
-  active account; a pending invitation gets its welcome email again instead.
+  same (one counter hit, one deferred-task row, for every address); the
+  lookup, the link and the email come after the response (services/deferred.py).
+  A reset link goes only to an active account; a pending invitation gets its
+  welcome email again instead.
   At most IDP_FORGOT_EMAIL_LIMIT emails per address per hour, and none within a
   minute of the previous one (a double click), silently.
 * The link: 256 random bits, only its SHA-256 stored, single use, IDP_RESET_TTL
