@@ -201,24 +201,36 @@ def timed_post(client, url: str, data: dict, **kwargs) -> float:
 
 
 def interleaved_medians(cases: dict, rounds: int, warmup: int = 5) -> dict[str, float]:
-    """Median seconds of each case (a callable returning its seconds), over ``rounds`` rounds.
+    """Per case (a callable returning its seconds), the median over ``rounds`` rounds of
+    its time relative to its round's mean (1.0: average; no unit, so load cancels out).
 
     Rounds interleave the cases, each round in another order, so a load spike on a
-    shared CI machine hits every case alike; the first ``warmup`` rounds are dropped.
+    shared CI machine hits every case of the round alike, and comparing within a
+    round cancels slower drifts; the first ``warmup`` rounds are dropped; the garbage
+    collector runs between samples, never inside one.
     """
+    import gc
     import statistics
 
     names = list(cases)
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(warmup + rounds):
-        order = names if round_ % 2 else names[::-1]
-        for name in order:
-            elapsed = cases[name](round_)
+    gc.disable()  # collections triggered by one case's garbage would land in another's time
+    try:
+        for round_ in range(warmup + rounds):
+            order = names if round_ % 2 else names[::-1]
+            times = {}
+            for name in order:
+                gc.collect()
+                times[name] = cases[name](round_)
             if round_ >= warmup:
-                samples[name].append(elapsed)
+                mean = statistics.fmean(times.values())
+                for name, elapsed in times.items():
+                    samples[name].append(elapsed / mean)
+    finally:
+        gc.enable()
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def within(medians: dict[str, float], tolerance: float) -> bool:
-    """The slowest median is at most ``tolerance`` (0.25: 25%) above the fastest."""
+    """The slowest case is at most ``tolerance`` (0.25: 25%) above the fastest."""
     return max(medians.values()) <= min(medians.values()) * (1 + tolerance)
