@@ -158,6 +158,10 @@ def create_app(config: dict | None = None) -> Flask:
     registration_views.init_app(app)  # link lifetimes, per-IP limits of the sign-up POSTs
     throttling.init_app(app)  # per-IP limits on the password and mail POSTs
 
+    from idp.services import deferred
+
+    deferred.init_app(app)  # work run after the response (lock and reset emails)
+
     from flask_babel import get_locale
 
     app.jinja_env.globals.update(

@@ -95,11 +95,16 @@ def load_config() -> dict:
         # Account lifecycle links (seconds): invitation (welcome email) and password reset.
         "IDP_INVITE_TTL": _env_int("INVITE_TTL", 72 * 3600),
         "IDP_RESET_TTL": _env_int("RESET_TTL", 3600),
-        # Lockout: consecutive wrong passwords per account, counted across IPs within
-        # the window; a tenant may lower it (Tenant.settings["lockout_threshold"]).
+        # Lockout: failed logins per account, counted across IPs in a sliding window (s);
+        # a tenant may lower the threshold (Tenant.settings["lockout_threshold"]). A lock
+        # lasts IDP_LOCKOUT_DURATION, each further lock in a row twice as long, at most
+        # IDP_LOCKOUT_MAX_DURATION (seconds); it ends by itself.
         "IDP_LOCKOUT_THRESHOLD": _env_int("LOCKOUT_THRESHOLD", 6),
         "IDP_LOCKOUT_WINDOW": _env_int("LOCKOUT_WINDOW", 24 * 3600),
-        # Per-IP limits on the POSTs that check a password or send mail: N per window (s).
+        "IDP_LOCKOUT_DURATION": _env_int("LOCKOUT_DURATION", 15 * 60),
+        "IDP_LOCKOUT_MAX_DURATION": _env_int("LOCKOUT_MAX_DURATION", 24 * 3600),
+        # Per-IP limits on the POSTs that check a password or send mail: N per sliding
+        # window (s).
         "IDP_LOGIN_IP_LIMIT": _env_int("LOGIN_IP_LIMIT", 30),
         "IDP_LOGIN_IP_WINDOW": _env_int("LOGIN_IP_WINDOW", 300),
         "IDP_FORGOT_IP_LIMIT": _env_int("FORGOT_IP_LIMIT", 10),

@@ -145,8 +145,8 @@ class PrefixedCounter:
         self.inner = inner
         self.prefix = prefix
 
-    def hit(self, key: str, limit: int, window: int):
-        return self.inner.hit(self.prefix + key, limit, window)
+    def hit(self, key: str, limit: int, window: int, now: float | None = None):
+        return self.inner.hit(self.prefix + key, limit, window, now=now)
 
     def reset(self, key: str, window: int) -> None:
         self.inner.reset(self.prefix + key, window)
@@ -180,3 +180,57 @@ def redis_nodes(count: int = 2):
             client.delete(key)
 
     return nodes, cleanup
+
+
+def timed_post(client, url: str, data: dict, **kwargs) -> float:
+    """Seconds until the answer of one POST is ready, in-process (no network, no server).
+
+    The response is closed afterwards, outside the measure: that is when a server
+    runs the work deferred until after the response (services/deferred.py).
+    """
+    import time
+
+    fresh_request_state()
+    started = time.perf_counter()
+    response = client.post(url, data=data, buffered=False, **kwargs)
+    body = response.get_data()
+    elapsed = time.perf_counter() - started
+    response.close()
+    assert response.status_code < 500 and body, response.status_code
+    return elapsed
+
+
+def interleaved_medians(cases: dict, rounds: int, warmup: int = 5) -> dict[str, float]:
+    """Per case (a callable returning its seconds), the median over ``rounds`` rounds of
+    its time relative to its round's mean (1.0: average; no unit, so load cancels out).
+
+    Rounds interleave the cases, each round in another order, so a load spike on a
+    shared CI machine hits every case of the round alike, and comparing within a
+    round cancels slower drifts; the first ``warmup`` rounds are dropped; the garbage
+    collector runs between samples, never inside one.
+    """
+    import gc
+    import statistics
+
+    names = list(cases)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc.disable()  # collections triggered by one case's garbage would land in another's time
+    try:
+        for round_ in range(warmup + rounds):
+            order = names if round_ % 2 else names[::-1]
+            times = {}
+            for name in order:
+                gc.collect()
+                times[name] = cases[name](round_)
+            if round_ >= warmup:
+                mean = statistics.fmean(times.values())
+                for name, elapsed in times.items():
+                    samples[name].append(elapsed / mean)
+    finally:
+        gc.enable()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def within(medians: dict[str, float], tolerance: float) -> bool:
+    """The slowest case is at most ``tolerance`` (0.25: 25%) above the fastest."""
+    return max(medians.values()) <= min(medians.values()) * (1 + tolerance)

@@ -46,9 +46,14 @@ class IsolatedClient(FlaskClient):
     Flask reuses the application context a test holds open (the ``ctx`` fixture) for
     every request: ``g`` (CSP nonce, cached CSRF token) and the database session would
     then be shared across requests, which no deployment does. (So ``with client:`` does
-    not keep the request context after a request; read the database instead.)"""
+    not keep the request context after a request; read the database instead.)
+
+    Responses are buffered, hence closed before they are returned, as a server closes
+    them after sending: the work deferred until then (services/deferred.py) has run.
+    Timing tests pass ``buffered=False`` to measure the answer alone."""
 
     def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 

@@ -95,6 +95,7 @@ def change_email():
             user = accounts.authenticate(g.user.email, request.form.get("password", "")[:1024],
                                          ip=request.remote_addr)
         except accounts.InvalidCredentials:
+            db.session.commit()  # a lock this failure set
             return _change_page(new_email, {"password": "wrong"}, 400)
         if user.id != g.user.id:
             return _change_page(new_email, {"password": "wrong"}, 400)

@@ -66,7 +66,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("password_changed", lambda c: _("Your password was changed"),
          required=("when",), links=("reset_link",)),
     Kind("account_locked", lambda c: _("Your account has been locked"),
-         required=("reset_link",), links=("reset_link",)),
+         required=("reset_link", "locked_until"), links=("reset_link",)),
     Kind("account_exists_notice", lambda c: _("You already have an account"),
          required=("login_link", "reset_link"), links=("login_link", "reset_link")),
     Kind("added_to_tenant", lambda c: _("You now have access to %(brand)s", brand=c["brand"]),
@@ -178,6 +178,8 @@ def _context(kind: Kind, to: str, tenant, context: dict) -> dict:
         ctx["new_email"] = mask_email(str(ctx["new_email"]))
     if kind.name == "password_changed":
         ctx["when_dt"] = _format_when(ctx.get("when"))
+    if kind.name == "account_locked":
+        ctx["until_dt"] = _format_when(ctx["locked_until"])
     return ctx
 
 
@@ -214,6 +216,8 @@ def render_message(kind: str, *, to: str, locale: str | None = None, tenant=None
             local = dict(ctx, lang=loc)
             if "when_dt" in ctx:
                 local["when"] = babel_format_datetime(ctx["when_dt"], "long")
+            if "until_dt" in ctx:
+                local["until"] = babel_format_datetime(ctx["until_dt"], "long")
             local["expires_in"] = _duration(ctx, loc)
             subjects.append(spec.subject(local))
             texts.append(render_template(f"mail/{kind}.txt", **local))

@@ -151,7 +151,10 @@ class MailWorker:
         self._wake.set()
 
     def run_once(self, now: int | None = None) -> PassResult:
+        from idp.services.deferred import run_due
+
         with self.app.app_context():
+            run_due(now)  # after-response work a crashed process left (its emails)
             return deliver_due(transport=self.transport, batch=self.batch, worker=self.name,
                                now=now)
 

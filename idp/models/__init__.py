@@ -2,6 +2,7 @@
 
 from idp.models.accounts import AccountToken, Membership, User
 from idp.models.audit import AuditEvent
+from idp.models.deferred import DeferredTask
 from idp.models.mail import OutboxMessage
 from idp.models.oauth import Client, ClientAssertionJti, Consent, Grant, Token
 from idp.models.sessions import BrowserSession
@@ -15,6 +16,7 @@ __all__ = [
     "Client",
     "ClientAssertionJti",
     "Consent",
+    "DeferredTask",
     "Grant",
     "Membership",
     "OutboxMessage",

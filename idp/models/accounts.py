@@ -36,8 +36,13 @@ class User(db.Model):
     created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
     updated_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now, onupdate=now)
     password_changed_at: Mapped[int | None] = mapped_column(Epoch)
-    # Set when too many consecutive failures locked the account (seed 004); a reset clears it.
+    # Lockout (services/accounts.py): when the current or last lock began and when it ends
+    # by itself; ``lockouts`` counts the locks in a row (each one lasts twice the previous);
+    # a successful login after a lock, or a password reset, clears all three.
     locked_at: Mapped[int | None] = mapped_column(Epoch)
+    locked_until: Mapped[int | None] = mapped_column(Epoch)
+    lockouts: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                          server_default="0")
     last_login_at: Mapped[int | None] = mapped_column(Epoch)
 
     memberships: Mapped[list[Membership]] = relationship(

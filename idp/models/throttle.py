@@ -1,4 +1,5 @@
-"""Fixed-window counters for rate limits, shared by every worker through the database.
+"""Sliding-window counters for rate limits (one row per key and time bucket), shared by
+every worker through the database.
 
 With IDP_REDIS_URL set, Redis holds them instead (idp/services/throttle.py).
 """

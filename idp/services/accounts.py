@@ -1,12 +1,16 @@
 """Accounts: creation, lookup, password authentication, lockout and setting a password.
 
-Lockout (seed 004): consecutive failed logins are counted per account, across
-IPs, with the shared throttle counter (key ``acct:<user_id>``, database or
-Redis, so every worker and node sees the same count). Reaching the strictest
-threshold of the user's tenants sets ``locked_at`` and emails a reset link; a
-password reset clears both. Every failed login, whatever the reason, does the
-same work (one password hash, one counter hit), so the answer and its timing
-do not tell an unknown address from a locked, disabled or unverified account.
+Lockout (seed 004, issue 6): failed logins are counted per account, across
+IPs, in a sliding window (IDP_LOCKOUT_WINDOW, 24 h) of the shared throttle
+counter (key ``acct:<user_id>``, database or Redis, so every worker and node
+sees the same count). Reaching the strictest threshold of the user's tenants
+locks the account for IDP_LOCKOUT_DURATION (15 min), each further lock in a row
+twice as long, capped at IDP_LOCKOUT_MAX_DURATION (24 h); the lock ends by
+itself, and a success after it (or a password reset) ends the escalation. The
+owner gets an email saying when it ends, with a reset link, built after the
+response. Every failed login, whatever the reason, does the same work (one
+password hash, one counter hit), so the answer and its timing do not tell an
+unknown address from a locked, disabled or unverified account.
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ def set_password(user: User, password: str, policy: PasswordPolicy | None = None
         raise WeakPassword(problems)
     user.password_hash = hash_password(password)
     user.password_changed_at = int(time.time())
-    user.locked_at = None
+    unlock(user)
 
 
 # ----------------------------------------------------------------------------- lockout
@@ -138,6 +142,19 @@ def lockout_threshold(user: User) -> int:
     return min(values)
 
 
+def lock_duration(lockouts: int) -> int:
+    """Seconds of the ``lockouts``-th lock in a row: IDP_LOCKOUT_DURATION, doubling, capped."""
+    config = current_app.config
+    base, cap = config["IDP_LOCKOUT_DURATION"], config["IDP_LOCKOUT_MAX_DURATION"]
+    return min(cap, base * 2 ** min(max(lockouts, 1) - 1, 32))
+
+
+def is_locked(user: User, now: float | None = None) -> bool:
+    """Locked until ``locked_until``; the lock ends by itself."""
+    now = time.time() if now is None else now
+    return user.locked_until is not None and user.locked_until > now
+
+
 def failure_key(user_id: int) -> str:
     return f"acct:{user_id}"
 
@@ -149,53 +166,76 @@ def _counter(counter=None):
 
 
 def clear_failures(user_id: int, counter=None) -> None:
-    """Forget the consecutive failures (after a success or a reset). Commits (database counter)."""
+    """Forget the recent failures (after a success or a reset). Commits (database counter)."""
     _counter(counter).reset(failure_key(user_id), current_app.config["IDP_LOCKOUT_WINDOW"])
 
 
-def _record_failure(user: User | None, email: str, ip: str | None, counter) -> None:
-    """Count a failed login; lock the account on reaching its threshold (once)."""
+def unlock(user: User) -> None:
+    """End any lock and its escalation (a success, a reset). Adds to the session; no commit."""
+    user.locked_at = user.locked_until = None
+    user.lockouts = 0
+
+
+def _record_failure(user: User | None, email: str, ip: str | None, counter, now: int) -> None:
+    """Count a failed login in the sliding window; lock on reaching the threshold.
+
+    Failures while locked count too, so the first failure after a lock ends
+    locks again, for twice as long, until a success or a reset.
+    """
     window = current_app.config["IDP_LOCKOUT_WINDOW"]
     if user is None:
         # Same work as for a real account, under a key no account can have.
         key = "acct:?" + hashlib.sha256(email.encode("utf-8", "replace")).hexdigest()[:32]
-        _counter(counter).hit(key, 1, window)
+        _counter(counter).hit(key, 1, window, now=now)
         return
     threshold = lockout_threshold(user)
-    decision = _counter(counter).hit(failure_key(user.id), threshold, window)
-    if decision.count >= threshold and user.locked_at is None and user.active \
+    decision = _counter(counter).hit(failure_key(user.id), threshold, window, now=now)
+    if decision.count >= threshold and not is_locked(user, now) and user.active \
             and user.password_hash:
-        lock_account(user, ip=ip)
-        db.session.commit()
+        lock_account(user, ip=ip, now=now)
 
 
-def lock_account(user: User, *, ip: str | None = None, actor_id: int | None = None) -> None:
-    """Lock and email how to unlock (a reset link). Adds to the session; the caller commits."""
-    from idp.services import audit, recovery
+def lock_account(user: User, *, ip: str | None = None, actor_id: int | None = None,
+                 now: float | None = None) -> None:
+    """Lock for the next duration of the escalation, audit, and email when it ends.
 
-    user.locked_at = int(time.time())
+    Adds to the session; the caller commits. The email (a reset link, the
+    rendering) is built after the response (services/deferred.py), so the
+    attempt that locks costs what any failure costs.
+    """
+    from idp.services import audit, deferred
+
+    now = int(time.time() if now is None else now)
+    user.lockouts = (user.lockouts or 0) + 1
+    user.locked_at = now
+    user.locked_until = now + lock_duration(user.lockouts)
     tenant = next(iter(tenants_of(user)), None)
     audit.record("account_locked", tenant_id=tenant.id if tenant else None, user_id=user.id,
-                 actor_id=actor_id, ip=ip)
-    recovery.send_locked_notice(user, tenant)
+                 actor_id=actor_id, ip=ip, until=user.locked_until)
+    deferred.defer("account_locked_notice", user_id=user.id, locked_until=user.locked_until)
 
 
-def authenticate(email: str, password: str, *, ip: str | None = None, counter=None) -> User:
+def authenticate(email: str, password: str, *, ip: str | None = None, counter=None,
+                 now: float | None = None) -> User:
     """Return the user, or raise InvalidCredentials for any reason at the same cost.
 
     Unknown, wrong password, locked, disabled, unverified: one exception, one
-    hash, one counter hit. A success clears the account's failure count.
+    hash, one counter hit. A success clears the failure count and any lock
+    escalation. ``now`` (epoch seconds) is for tests.
     """
+    now = int(time.time() if now is None else now)
     normalized = normalize_email(email)
     user = get_by_email(normalized) if is_plausible_email(normalized) else None
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.active or not user.email_verified \
-            or user.locked_at is not None:
-        _record_failure(user, normalized, ip, counter)
+            or is_locked(user, now):
+        _record_failure(user, normalized, ip, counter, now)
         raise InvalidCredentials(user.id if user is not None else None)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.last_login_at = int(time.time())
+    user.last_login_at = now
+    if user.lockouts or user.locked_until is not None:
+        unlock(user)
     clear_failures(user.id, counter)
     return user
 

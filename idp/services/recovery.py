@@ -1,9 +1,11 @@
 """Forgotten password (seeds 002, 004): a reset link by email, then a new password.
 
 * ``request_reset`` answers nothing: the page says the same thing whether or
-  not the address has an account, and the work done is close to the same (one
-  lookup, one counter hit, for every address). A reset link goes only to an
-  active account; a pending invitation gets its welcome email again instead.
+  not the address has an account, and the work done before answering is the
+  same (one counter hit, one deferred-task row, for every address); the
+  lookup, the link and the email come after the response (services/deferred.py).
+  A reset link goes only to an active account; a pending invitation gets its
+  welcome email again instead.
   At most IDP_FORGOT_EMAIL_LIMIT emails per address per hour, and none within a
   minute of the previous one (a double click), silently.
 * The link: 256 random bits, only its SHA-256 stored, single use, IDP_RESET_TTL
@@ -26,7 +28,7 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import AccountToken, User
-from idp.services import account_tokens, accounts, audit
+from idp.services import account_tokens, accounts, audit, deferred
 from idp.services.links import external_url
 
 PURPOSE = "reset_password"
@@ -61,17 +63,24 @@ def send_reset_email(user: User) -> None:
                     link=link, expires_minutes=minutes)
 
 
-def send_locked_notice(user: User, tenant=None) -> None:
-    """The account_locked email: what happened and a reset link (a reset unlocks).
+@deferred.handler("account_locked_notice")
+def send_locked_notice(payload: dict) -> None:
+    """The account_locked email (after the response): until when, and a reset link.
 
-    A message that cannot be built is logged; the lock holds either way.
+    Nothing if that lock was lifted meanwhile (a reset). A message that cannot
+    be built is logged; the lock holds either way.
     """
     from idp.mail import MailError, enqueue_message
 
+    user = db.session.get(User, payload["user_id"])
+    until = payload.get("locked_until")
+    if user is None or until is None or user.locked_until != until:
+        return
     try:
         with db.session.begin_nested():
             enqueue_message("account_locked", user.email, locale=user.locale,
-                            tenant=tenant or _tenant_of(user), reset_link=issue_reset_link(user))
+                            tenant=_tenant_of(user), reset_link=issue_reset_link(user),
+                            locked_until=until)
     except MailError:
         current_app.logger.exception("no account_locked email for user %s", user.id)
 
@@ -88,32 +97,43 @@ def _eligible(user: User | None) -> str | None:
 
 
 def request_reset(email: str, *, ip: str | None = None, counter=None) -> None:
-    """Send a reset link if the address has an eligible account. Commits. Says nothing."""
+    """Send a reset link if the address has an eligible account. Commits. Says nothing.
+
+    The answer costs the same for every address: one counter hit, one task
+    row. Looking the address up, issuing the link and rendering the email run
+    after the response (services/deferred.py), so its timing tells nothing.
+    """
     normalized = accounts.normalize_email(email)
     key = "forgot:" + hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
     decision = accounts._counter(counter).hit(  # commits with the database counter
         key, current_app.config["IDP_FORGOT_EMAIL_LIMIT"], EMAIL_WINDOW)
+    if decision.allowed:
+        deferred.defer("password_reset_request", email=normalized, ip=ip)
+    db.session.commit()
+
+
+@deferred.handler("password_reset_request")
+def send_requested_reset(payload: dict) -> None:
+    """The work of a reset request (after the response); adds to the session, no commit."""
+    normalized, ip = payload["email"], payload.get("ip")
     user = accounts.get_by_email(normalized) if accounts.is_plausible_email(normalized) else None
     action = _eligible(user)
-    if action is None or not decision.allowed or _just_sent(user, action):
-        db.session.rollback()
+    if action is None or _just_sent(user, action):
         return
     from idp.mail import MailError
 
     try:
-        if action == "reset":
-            send_reset_email(user)
-            audit.record("password_reset_requested", user_id=user.id, ip=ip)
-        else:
-            from idp.services import invitations
+        with db.session.begin_nested():
+            if action == "reset":
+                send_reset_email(user)
+                audit.record("password_reset_requested", user_id=user.id, ip=ip)
+            else:
+                from idp.services import invitations
 
-            invitations.resend_invitation(user)
+                invitations.resend_invitation(user)
     except MailError:
         # Never a different answer (an error page would tell the address exists).
         current_app.logger.exception("no reset email for user %s", user.id)
-        db.session.rollback()
-        return
-    db.session.commit()
 
 
 def _just_sent(user: User, action: str) -> bool:
@@ -167,7 +187,7 @@ def finish_password_change(user: User, event: str, *, ip: str | None = None) -> 
     from idp.services.sessions import revoke_user_sessions
     from idp.services.tokens import revoke_user_tokens
 
-    user.locked_at = None
+    accounts.unlock(user)
     revoke_user_sessions(user.id)
     revoke_user_tokens(user.id)
     tenant = _tenant_of(user)

@@ -1,12 +1,23 @@
 """Rate limits and lockout counters that hold across workers and nodes.
 
-Fixed windows counted in the database by default, or in Redis when
-IDP_REDIS_URL is set. ``hit`` answers whether the request may go on and, when
-not, how many seconds until it may (for Retry-After).
+Sliding windows: ``hit`` counts the hits of the last ``window`` seconds, not
+those since a boundary (a fixed window reset at a boundary would let twice the
+limit through around it, and a daily one resets at UTC midnight). Hits are
+kept in small time buckets (one second for the short per-IP windows, at most
+``MAX_BUCKETS`` per window for long ones, so a 24 h window has 2-minute
+buckets); a bucket counts until its first second is ``window`` old, so
+with one-second buckets the count is exact and with long windows a hit may
+stop counting one bucket early (2 minutes in 24 hours). Stored in the database by
+default, or in Redis when IDP_REDIS_URL is set; both give the same answers.
+
+``hit`` answers whether the request may go on and, when not, how many seconds
+until it may (for Retry-After). Every hit counts, refused ones included. Tests
+pass ``now`` (epoch seconds) to move time without sleeping.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from idp.extensions import db
 from idp.models import RateLimitCounter
 
+MAX_BUCKETS = 720
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -26,44 +39,70 @@ class Decision:
 
 
 class Counter(Protocol):
-    def hit(self, key: str, limit: int, window: int) -> Decision: ...
+    def hit(self, key: str, limit: int, window: int, now: float | None = None) -> Decision: ...
 
     def reset(self, key: str, window: int) -> None: ...
 
 
-def _window(window: int, now: int) -> int:
-    return now - now % window
+def bucket_width(window: int) -> int:
+    return max(1, math.ceil(window / MAX_BUCKETS))
+
+
+def _bucket(window: int, now: int) -> int:
+    width = bucket_width(window)
+    return now - now % width
+
+
+def _oldest_live(window: int, now: int) -> int:
+    """Buckets starting after this second hold the hits of the last ``window`` seconds."""
+    return now - window
+
+
+def decide(buckets: list[tuple[int, int]], limit: int, window: int, now: int) -> Decision:
+    """The decision for live ``(bucket start, count)`` pairs, the current hit included.
+
+    Refused: Retry-After is when enough of the oldest hits leave the window
+    for one more to fit under the limit.
+    """
+    count = sum(c for _start, c in buckets)
+    if count <= limit:
+        return Decision(True, count, 0)
+    leaving = count - limit + 1
+    for start, hits in sorted(buckets):
+        leaving -= hits
+        if leaving <= 0:
+            return Decision(False, count, max(1, start + window - now))
+    return Decision(False, count, window)  # pragma: no cover - the sum says otherwise
 
 
 class DatabaseCounter:
-    """One row per key and window; an UPDATE ... SET count = count + 1 is atomic on both backends."""
+    """One row per key and bucket; an UPDATE ... SET count = count + 1 is atomic on both backends."""
 
-    def hit(self, key: str, limit: int, window: int) -> Decision:
-        now = int(time.time())
-        start = _window(window, now)
+    def hit(self, key: str, limit: int, window: int, now: float | None = None) -> Decision:
+        now = int(time.time() if now is None else now)
+        start = _bucket(window, now)
         key = key[:200]
-        count = self._increment(key, start)
-        if count is None:
+        if not self._increment(key, start):
             try:
                 with db.session.begin_nested():
-                    db.session.add(RateLimitCounter(key=key, window_start=start, count=1,
-                                                    expires_at=start + window))
-                count = 1
+                    db.session.add(RateLimitCounter(
+                        key=key, window_start=start, count=1,
+                        expires_at=start + window))
             except IntegrityError:
-                count = self._increment(key, start) or 1
+                self._increment(key, start)
+        rows = db.session.execute(
+            select(RateLimitCounter.window_start, RateLimitCounter.count).where(
+                RateLimitCounter.key == key,
+                RateLimitCounter.window_start > _oldest_live(window, now))).all()
         db.session.commit()
-        return Decision(count <= limit, count, 0 if count <= limit else start + window - now)
+        return decide([(s, c) for s, c in rows], limit, window, now)
 
     @staticmethod
-    def _increment(key: str, start: int) -> int | None:
-        updated = db.session.execute(
+    def _increment(key: str, start: int) -> bool:
+        return bool(db.session.execute(
             update(RateLimitCounter)
             .where(RateLimitCounter.key == key, RateLimitCounter.window_start == start)
-            .values(count=RateLimitCounter.count + 1)).rowcount
-        if not updated:
-            return None
-        return db.session.scalar(select(RateLimitCounter.count).where(
-            RateLimitCounter.key == key, RateLimitCounter.window_start == start))
+            .values(count=RateLimitCounter.count + 1)).rowcount)
 
     def reset(self, key: str, window: int) -> None:
         db.session.execute(delete(RateLimitCounter).where(RateLimitCounter.key == key[:200]))
@@ -76,25 +115,42 @@ class DatabaseCounter:
         return result.rowcount or 0
 
 
+# KEYS[1]: a hash of bucket start -> hits. ARGV: bucket, oldest live bucket, ttl.
+# Adds the hit, drops dead buckets, returns the live ones (flat: start, count, ...).
+_REDIS_HIT = """
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local all = redis.call('HGETALL', KEYS[1])
+local live = {}
+for i = 1, #all, 2 do
+  if tonumber(all[i]) <= tonumber(ARGV[2]) then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    live[#live + 1] = all[i]
+    live[#live + 1] = all[i + 1]
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return live
+"""
+
+
 class RedisCounter:
     def __init__(self, url: str):
         import redis
 
         self.redis = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._hit = self.redis.register_script(_REDIS_HIT)
 
-    def hit(self, key: str, limit: int, window: int) -> Decision:
-        now = int(time.time())
-        start = _window(window, now)
-        name = f"idp:rl:{key}:{start}"
-        pipe = self.redis.pipeline()
-        pipe.incr(name)
-        pipe.expire(name, window + 1)
-        count = int(pipe.execute()[0])
-        return Decision(count <= limit, count, 0 if count <= limit else start + window - now)
+    def hit(self, key: str, limit: int, window: int, now: float | None = None) -> Decision:
+        now = int(time.time() if now is None else now)
+        flat = self._hit(keys=[f"idp:rl:{key}"],
+                         args=[_bucket(window, now), _oldest_live(window, now),
+                               window + 1])
+        pairs = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return decide(pairs, limit, window, now)
 
     def reset(self, key: str, window: int) -> None:
-        start = _window(window, int(time.time()))
-        self.redis.delete(f"idp:rl:{key}:{start}")
+        self.redis.delete(f"idp:rl:{key}")
 
 
 def counter_for(app) -> Counter:

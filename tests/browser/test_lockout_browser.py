@@ -1,5 +1,6 @@
-"""Lockout in a real browser (seed 004): six wrong passwords lock the account, the message
-never changes, and the emailed link unlocks it by choosing a new password."""
+"""Lockout in a real browser (seed 004, issue 6): six wrong passwords lock the account for a
+while, the message never changes, and the emailed link (sent after the answer) unlocks it
+at once by choosing a new password."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_six_wrong_passwords_lock_and_the_email_unlocks(make_page, live_server, 
     mail = smtp.wait_for(app, EMAIL)
     assert mail["Subject"] == "Your account has been locked"
     assert "locked" in text_of(mail)
+    assert "It will unlock by itself on" in text_of(mail)  # the lock ends by itself
     page.goto(link_to(mail, "/password/reset"))
     page.get_by_role("heading", name="Choose a new password").wait_for()
     page.get_by_label("New password", exact=True).press_sequentially(NEW_PASSWORD)

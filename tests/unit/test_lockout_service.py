@@ -1,4 +1,5 @@
-"""Lockout in services/accounts.py (seed 004): N consecutive failures lock, a reset unlocks."""
+"""Lockout in services/accounts.py (seed 004, issue 6): N failures in a sliding window lock the
+account for a while, each further lock in a row twice as long; a reset or a success unlocks."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def test_six_consecutive_failures_lock_and_email_a_reset_link(app, alice):
     fail(1, ip="198.51.100.2")  # another IP: the count is per account
     assert locked_at(alice.id) is not None
     [mail] = outbox("account_locked", "alice@example.com")
+    assert "It will unlock by itself on" in mail.text_body  # when the lock ends
     link = link_in(mail, "/password/reset")
     assert link.startswith(app.config["IDP_ISSUER"])
     assert recovery.check_link(token_of(link)).id == alice.id
@@ -103,7 +105,7 @@ def test_every_failure_does_one_hash_and_one_counter_hit(app, factory, monkeypat
     factory.user("disabled@example.com", active=False)
     factory.user("unverified@example.com", email_verified=False)
     locked = factory.user("locked@example.com")
-    locked.locked_at = int(time.time())
+    locked.locked_at, locked.locked_until = int(time.time()), int(time.time()) + 900
     db.session.commit()
     calls = []
     real_verify = module.verify_password
@@ -111,7 +113,7 @@ def test_every_failure_does_one_hash_and_one_counter_hit(app, factory, monkeypat
                         lambda h, p: calls.append("hash") or real_verify(h, p))
 
     class Spy:
-        def hit(self, key, limit, window):
+        def hit(self, key, limit, window, now=None):
             calls.append("hit")
             from idp.services.throttle import Decision
             return Decision(True, 1, 0)
@@ -146,7 +148,7 @@ def test_lockout_counts_across_nodes_with_redis(app, alice, monkeypatch):
         assert len(outbox("account_locked")) == 1
         # A success on either node clears the shared count.
         alice_row = db.session.get(User, alice.id)
-        alice_row.locked_at = None
+        accounts.unlock(alice_row)
         db.session.commit()
         accounts.authenticate("alice@example.com", PASSWORD, counter=node_a)
         fail(5, counter=node_b)
@@ -165,3 +167,79 @@ def test_the_lock_holds_even_if_its_email_cannot_be_built(alice, monkeypatch):
     fail(6)
     assert locked_at(alice.id) is not None
     assert outbox() == []
+
+
+# ------------------------------------------------------------------ temporary, doubling locks
+T0 = 1_800_000_000  # an injected clock: epoch seconds passed as ``now``
+
+
+def state(user_id: int) -> tuple:
+    db.session.expire_all()
+    user = db.session.get(User, user_id)
+    return user.locked_until, user.lockouts
+
+
+def test_lock_durations_double_up_to_the_cap(app, ctx):
+    assert [accounts.lock_duration(n) for n in range(1, 10)] == [
+        900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 86400]
+
+
+def test_a_lock_expires_by_itself_and_a_success_ends_the_escalation(alice):
+    fail(6, now=T0)
+    assert state(alice.id) == (T0 + 900, 1)
+    fail(1, password=PASSWORD, now=T0 + 899)  # still locked: the right password fails
+    assert accounts.authenticate("alice@example.com", PASSWORD, now=T0 + 900).id == alice.id
+    assert state(alice.id) == (None, 0)
+    # The escalation and the count start over: 5 failures do not lock, the 6th locks 15 min.
+    fail(5, now=T0 + 1000)
+    assert state(alice.id) == (None, 0)
+    fail(1, now=T0 + 1001)
+    assert state(alice.id) == (T0 + 1001 + 900, 1)
+
+
+def test_failing_again_after_a_lock_relocks_for_twice_as_long(alice):
+    fail(6, now=T0)
+    fail(3, now=T0 + 60)  # during the lock: counted, no new lock, no new email
+    assert state(alice.id) == (T0 + 900, 1) and len(outbox("account_locked")) == 1
+    fail(1, now=T0 + 900)  # the lock has ended; the failures of the last 24 h still count
+    assert state(alice.id) == (T0 + 900 + 1800, 2)
+    fail(1, now=T0 + 2700)
+    assert state(alice.id) == (T0 + 2700 + 3600, 3)
+    assert len(outbox("account_locked")) == 3  # one email per lock
+    fail(1, password=PASSWORD, now=T0 + 6299)
+    assert accounts.authenticate("alice@example.com", PASSWORD, now=T0 + 6300).id == alice.id
+
+
+def test_a_reset_ends_the_lock_and_its_escalation(alice):
+    fail(6, now=T0)
+    fail(1, now=T0 + 900)
+    assert state(alice.id)[1] == 2
+    link = link_in(outbox("account_locked")[-1], "/password/reset")
+    recovery.reset_password(token_of(link), GOOD_PASSWORD)
+    assert state(alice.id) == (None, 0)
+    fail(5, now=T0 + 1000)  # the count started over too
+    assert state(alice.id) == (None, 0)
+
+
+def test_five_failures_a_day_never_lock(alice):
+    for day in range(7):
+        fail(5, now=T0 + day * 86400)
+        assert state(alice.id) == (None, 0), day
+
+
+def test_failures_either_side_of_midnight_add_up(alice):
+    """A sliding window: no reset at a boundary (UTC midnight used to let 5 + 5 through)."""
+    midnight = T0 - T0 % 86400 + 86400
+    fail(5, now=midnight - 60)
+    fail(1, now=midnight + 60)
+    assert state(alice.id) == (midnight + 60 + 900, 1)
+
+
+def test_the_lock_email_says_when_it_ends_in_the_users_language(factory):
+    user = factory.user("fr@example.com")
+    user.locale = "fr"
+    db.session.commit()
+    fail(6, email="fr@example.com", now=T0)
+    [mail] = outbox("account_locked", "fr@example.com")
+    assert mail.locale == "fr" and "Il se déverrouillera de lui-même le" in mail.text_body
+    assert "2027" in mail.text_body  # T0 + 900 is in January 2027

@@ -60,7 +60,7 @@ def test_nothing_is_sent_when_there_is_nothing_to_reset(factory, state):
 
 def test_a_locked_account_gets_a_link(factory):
     user = factory.user("alice@example.com")
-    user.locked_at = int(time.time())
+    user.locked_at, user.locked_until = int(time.time()), int(time.time()) + 900
     db.session.commit()
     recovery.request_reset("alice@example.com")
     assert len(outbox("password_reset", "alice@example.com")) == 1
@@ -108,7 +108,7 @@ def test_reset_sets_the_password_unlocks_and_revokes_everything(app, alice, monk
     monkeypatch.setattr("idp.services.tokens.revoke_user_tokens", revoked.append)
     db.session.add(BrowserSession(id_hash="s" * 64, sid="sid-1", user_id=alice.id, data={},
                                   created_at=int(time.time()), expires_at=int(time.time()) + 60))
-    alice.locked_at = int(time.time())
+    alice.locked_at, alice.locked_until, alice.lockouts = int(time.time()), int(time.time()) + 900, 1
     db.session.commit()
     counter = counter_for(app)
     for _ in range(5):
@@ -118,7 +118,7 @@ def test_reset_sets_the_password_unlocks_and_revokes_everything(app, alice, monk
     user = recovery.reset_password(token_of(reset_link()), GOOD_PASSWORD, ip="192.0.2.9")
 
     db.session.expire_all()
-    assert user.locked_at is None
+    assert (user.locked_at, user.locked_until, user.lockouts) == (None, None, 0)
     assert accounts.authenticate("alice@example.com", GOOD_PASSWORD).id == alice.id
     with pytest.raises(accounts.InvalidCredentials):
         accounts.authenticate("alice@example.com", PASSWORD)

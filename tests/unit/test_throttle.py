@@ -1,0 +1,60 @@
+"""Sliding-window counters (services/throttle.py), database and Redis: the same answers.
+
+Time is injected (``now``), so nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.services.throttle import DatabaseCounter, bucket_width
+from tests.lifecycle import redis_nodes
+
+T0 = 1_800_000_000 - 1_800_000_000 % 300  # a fixed-window boundary of a 300 s window
+
+
+@pytest.fixture(params=["database", "redis"])
+def counter(request, app, ctx):
+    if request.param == "database":
+        yield DatabaseCounter()
+        return
+    (node,), cleanup = redis_nodes(1)
+    yield node
+    cleanup()
+
+
+def hits(counter, times: list[int], key: str = "ip:test", limit: int = 3, window: int = 300):
+    return [counter.hit(key, limit, window, now=t) for t in times]
+
+
+def test_no_second_allowance_across_a_window_boundary(counter):
+    """A fixed window let 3 through before the boundary and 3 more right after it."""
+    before = hits(counter, [T0 - 3, T0 - 2, T0 - 1])
+    assert [d.allowed for d in before] == [True, True, True]
+    [after] = hits(counter, [T0 + 1])
+    assert not after.allowed and after.count == 4
+    # Refused hits count too: one more fits once T0 - 3 and T0 - 2 have left the window.
+    assert after.retry_after == (T0 - 2) + 300 - (T0 + 1)
+
+
+def test_hits_leave_the_window_one_by_one(counter):
+    hits(counter, [T0, T0 + 100, T0 + 200])
+    assert not hits(counter, [T0 + 299])[0].allowed  # all three still count (4 > 3)
+    # At T0 + 300 the first hit is out; the refused one at T0 + 299 still counts.
+    assert [d.count for d in hits(counter, [T0 + 300])] == [4]
+    later = hits(counter, [T0 + 600])[0]  # only this one (T0 + 299 and T0 + 300 are 300 old)
+    assert later.allowed and later.count == 1
+
+
+def test_a_reset_forgets_every_hit(counter):
+    hits(counter, [T0, T0 + 1, T0 + 2, T0 + 3])
+    counter.reset("ip:test", 300)
+    assert hits(counter, [T0 + 4])[0].count == 1
+
+
+def test_long_windows_use_coarser_buckets(counter):
+    assert bucket_width(300) == 1 and bucket_width(86400) == 120
+    day = 86400
+    hits(counter, [T0] * 5, key="acct:1", limit=6, window=day)
+    assert hits(counter, [T0 + day - 1], key="acct:1", limit=6, window=day)[0].count == 6
+    assert hits(counter, [T0 + day + 120], key="acct:1", limit=6, window=day)[0].count == 2
