@@ -56,10 +56,14 @@ def _write_demo_secret(path: Path, secret: str) -> None:
 def _seed_demo() -> dict:
     """The demo tenant, user and client; an existing demo client gets the current
     registration, and a new secret when instance/demo_client.json lost it."""
+    from idp.factors.assurance import REQUIRED, set_mfa_policy
     from idp.models import Client
     from idp.services import accounts, clients, tenants
 
     tenant = tenants.get_by_slug(DEMO_TENANT) or tenants.create_tenant(DEMO_TENANT, "Acme Fleet")
+    if "mfa_policy" not in (tenant.settings or {}):
+        # The seeds' login: password, then the emailed code (printed without SMTP).
+        set_mfa_policy(tenant, REQUIRED)
     if accounts.get_by_email(DEMO_EMAIL) is None:
         accounts.create_user(DEMO_EMAIL, DEMO_PASSWORD, tenant=tenant, role="super_admin",
                              given_name="Demo", family_name="User", locale=None)
@@ -152,20 +156,52 @@ tenant_group = AppGroup("tenant", help="Tenants.")
 idp_group.add_command(tenant_group)
 
 
+MFA_OPTION = click.option(
+    "--mfa", "mfa", type=click.Choice(["optional", "required", "phishing-resistant"]),
+    default=None, help="MFA policy: optional (default), required (a second factor at every "
+    "sign-in) or phishing-resistant (passkeys only; none exist yet, so sign-in fails).")
+
+
 @tenant_group.command("create")
 @click.argument("slug")
 @click.option("--name", required=True)
 @click.option("--no-self-registration", is_flag=True)
+@MFA_OPTION
 @with_appcontext
-def tenant_create_command(slug: str, name: str, no_self_registration: bool) -> None:
+def tenant_create_command(slug: str, name: str, no_self_registration: bool,
+                          mfa: str | None) -> None:
+    from idp.factors.assurance import OPTIONAL, mfa_policy, set_mfa_policy
     from idp.services.tenants import TenantError, create_tenant
 
     try:
         tenant = create_tenant(slug, name, self_registration=not no_self_registration)
     except TenantError as exc:
         _fail(str(exc))
+    set_mfa_policy(tenant, mfa or OPTIONAL)
     db.session.commit()
-    click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug}))
+    click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug, "mfa": mfa_policy(tenant)}))
+
+
+@tenant_group.command("update")
+@click.argument("slug")
+@click.option("--name", default=None)
+@MFA_OPTION
+@with_appcontext
+def tenant_update_command(slug: str, name: str | None, mfa: str | None) -> None:
+    from idp.factors.assurance import mfa_policy, set_mfa_policy
+    from idp.services.tenants import get_by_slug
+
+    tenant = get_by_slug(slug)
+    if tenant is None:
+        _fail(f"no tenant {slug!r}")
+    if name is not None:
+        if not name.strip() or len(name) > 200:
+            _fail("name is required (at most 200 characters)")
+        tenant.name = name.strip()
+    if mfa is not None:
+        set_mfa_policy(tenant, mfa)
+    db.session.commit()
+    click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug, "mfa": mfa_policy(tenant)}))
 
 
 user_group = AppGroup("user", help="Users.")

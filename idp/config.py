@@ -113,6 +113,15 @@ def load_config() -> dict:
         "IDP_LINK_IP_WINDOW": _env_int("LINK_IP_WINDOW", 900),
         # Reset emails per address per hour; more requests get the same answer, no email.
         "IDP_FORGOT_EMAIL_LIMIT": _env_int("FORGOT_EMAIL_LIMIT", 5),
+        # The emailed sign-in code (factors/email_code.py): lifetime (s), wrong tries before
+        # the sign-in starts over, seconds between two sends, sends per account and per IP
+        # in a sliding window (s).
+        "IDP_LOGIN_CODE_TTL": _env_int("LOGIN_CODE_TTL", 600),
+        "IDP_LOGIN_CODE_TRIES": _env_int("LOGIN_CODE_TRIES", 5),
+        "IDP_LOGIN_CODE_COOLDOWN": _env_int("LOGIN_CODE_COOLDOWN", 60),
+        "IDP_LOGIN_CODE_ACCOUNT_LIMIT": _env_int("LOGIN_CODE_ACCOUNT_LIMIT", 5),
+        "IDP_LOGIN_CODE_IP_LIMIT": _env_int("LOGIN_CODE_IP_LIMIT", 20),
+        "IDP_LOGIN_CODE_WINDOW": _env_int("LOGIN_CODE_WINDOW", 900),
         # Requests per trusted proxy hop; 0 means X-Forwarded-* are ignored.
         "IDP_TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         # /metrics answers only `Authorization: Bearer <this>`; unset: 404 (off).

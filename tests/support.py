@@ -17,6 +17,19 @@ from idp.extensions import db
 PASSWORD = "Correct-Horse-9"
 REDIRECT_URI = "https://app.example.com/cb"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+LOGIN_CODE_RE = re.compile(r"^\s*(\d{6})\s*$", re.M)
+CODE_PAGE = "/login/code"
+
+
+def login_code(to: str = "alice@example.com", index: int = -1) -> str:
+    """The emailed sign-in code, read from the outbox (the newest one by default)."""
+    from tests.outbox import kinds, messages
+
+    sent = messages(to, "login_code")
+    assert sent, f"no login_code message to {to}: {kinds()}"
+    match = LOGIN_CODE_RE.search(sent[index].text_body)
+    assert match, sent[index].text_body
+    return match.group(1)
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -134,6 +147,16 @@ class Driver:
         assert response.status_code == 303, response.status_code
         return response
 
+    def answer_code(self, response, email: str = "alice@example.com", code: str | None = None):
+        """From a redirect to the code page: type the emailed code (or ``code``)."""
+        assert response.status_code in (302, 303), response.status_code
+        page_url = response.headers["Location"]
+        assert page_url.startswith(CODE_PAGE), page_url
+        page = self.http.get(page_url)
+        assert page.status_code == 200
+        return self.http.post(page_url, data={"code": code or login_code(email),
+                                              "csrf_token": csrf_of(page.text)})
+
     def follow(self, response):
         """Follow redirects that stay on the IdP; stop at the client's redirect URI."""
         while response.status_code in (302, 303) and response.headers["Location"].startswith("/"):
@@ -149,6 +172,8 @@ class Driver:
         response = self.authorize(rp, **params)
         if response.headers.get("Location", "").startswith("/login"):
             response = self.login(response, email, password)
+        if response.headers.get("Location", "").startswith(CODE_PAGE):
+            response = self.answer_code(response, email)  # the tenant's policy asks it
         response = self.follow(response)
         assert response.status_code in (302, 303), response.text[:500]
         result = query_of(response.headers["Location"])

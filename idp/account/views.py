@@ -22,11 +22,9 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
 
 from idp.extensions import db
 from idp.flows.signup_messages import field_errors, link_message
-from idp.models import Membership
 from idp.services import accounts, email_address, email_change
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -58,8 +56,7 @@ def recent_login(now: int | None = None) -> bool:
 def profile():
     if (response := _login_required()) is not None:
         return response
-    memberships = list(db.session.scalars(
-        select(Membership).where(Membership.user_id == g.user.id).order_by(Membership.id)))
+    memberships = accounts.memberships_for_client(g.user, None)
     return render_template("account/profile.html", user=g.user, memberships=memberships,
                            email=email_address.display(g.user.email), locales=LOCALES,
                            saved=request.args.get("saved") == "language")

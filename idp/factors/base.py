@@ -1,43 +1,98 @@
-"""The interface every factor implements.
+"""The interface every factor implements, and the results it answers with.
 
-A factor ``verify``s what the person submitted and answers with a
-``FactorResult``: accepted (with the AMR value it contributes), rejected, or
-"not mine" so the flow can try the next factor.
+A factor either identifies the person itself (``identifies``: the password with
+its email address, later a passkey or Google) or checks a person the sign-in
+already knows (the emailed code, later TOTP). Whatever a factor must remember
+between two requests (a code's hash, a WebAuthn challenge, an upstream
+state/nonce) lives in ``state``: a JSON-able dict the sign-in flow keeps for it
+in the server-side session, private to that factor.
+
+``verify`` answers one of three results:
+
+- ``Accepted``: the person proved it; ``amr`` are the RFC 8176 values it adds;
+- ``Rejected``: it is this factor's input but it is wrong; ``reason`` is for the
+  page and the audit log; ``restart`` ends the sign-in (too many tries);
+- ``NotMine``: the submission is not for this factor (the next one may take it).
+
+amr and acr are computed from the accepted results (factors/assurance.py),
+never written by hand.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
 
-class Outcome(Enum):
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    NOT_MINE = "not_mine"
+@dataclass(frozen=True)
+class Attempt:
+    """Where a factor runs: the request's address, the tenant whose policy applies (if
+    known), and ``binding``, the id of this sign-in (a code is good for it only)."""
+
+    ip: str | None
+    binding: str
+    tenant: Any = None
 
 
 @dataclass(frozen=True)
-class FactorResult:
-    outcome: Outcome
-    amr: str | None = None
+class Accepted:
+    user_id: int
+    amr: tuple[str, ...]
 
-    @property
-    def accepted(self) -> bool:
-        return self.outcome is Outcome.ACCEPTED
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    user_id: int | None = None
+    restart: bool = False
+
+
+@dataclass(frozen=True)
+class NotMine:
+    pass
+
+
+Result = Accepted | Rejected | NotMine
+
+
+class FactorUnavailable(Exception):
+    """The factor cannot run now; ``retry_after`` seconds (0: not for this person)."""
+
+    def __init__(self, reason: str, retry_after: int = 0):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class NotEnrollable(Exception):
+    """This factor has nothing to set up (the emailed code uses the verified address)."""
 
 
 @runtime_checkable
 class Factor(Protocol):
     id: str
-    amr: str
+    amr: tuple[str, ...]
+    identifies: bool  # finds the user from what was submitted (may start a sign-in)
+    second: bool  # may be the second step of a sign-in
 
-    def begin(self, user: Any, context: dict) -> dict:
-        """Prepare a challenge (send a code, create WebAuthn options); returns page data."""
+    def is_enrolled(self, user: Any) -> bool:
+        """The person set this factor up; an enrolled second factor is always asked."""
 
-    def verify(self, user: Any, submitted: dict, context: dict) -> FactorResult:
-        """Check what the person submitted."""
+    def is_available(self, tenant: Any) -> bool:
+        """The tenant (None: no tenant known) allows this factor."""
 
-    def enrol(self, user: Any, submitted: dict) -> None:
-        """Attach this factor to the account."""
+    def begin(self, user: Any, state: dict, attempt: Attempt) -> dict:
+        """Prepare a challenge (send a code...), keep what it needs in ``state``; returns
+        page data. Raises FactorUnavailable when it cannot (throttled, no address)."""
+
+    def verify(self, user: Any, submitted: dict, state: dict, attempt: Attempt) -> Result:
+        """Check what the person submitted; ``user`` is None for a factor that identifies."""
+
+    def enrol_start(self, user: Any, state: dict) -> dict:
+        """First half of setting the factor up; returns page data (NotEnrollable)."""
+
+    def enrol_confirm(self, user: Any, submitted: dict, state: dict) -> Result:
+        """Second half: Accepted once the factor is attached to the account."""
+
+    def remove(self, user: Any) -> None:
+        """Detach the factor from the account (the caller commits)."""

@@ -1,9 +1,11 @@
-"""Factors by id; each tenant enables the ones it wants."""
+"""Factors by id, in the order a sign-in offers them; each tenant enables the ones it wants."""
 
 from idp.factors.base import Factor
+from idp.factors.email_code import EmailCodeFactor
 from idp.factors.password import PasswordFactor
 
-FACTORS: dict[str, Factor] = {factor.id: factor for factor in (PasswordFactor(),)}
+FACTORS: dict[str, Factor] = {factor.id: factor
+                              for factor in (PasswordFactor(), EmailCodeFactor())}
 
 
 def get_factor(factor_id: str) -> Factor:

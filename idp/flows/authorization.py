@@ -1,27 +1,34 @@
 """The authorization flow: what stands between an /authorize request and a code.
 
     START ──► LOGIN ──► SELECT_TENANT ──► CONSENT ──► ISSUE
-      │         │  └──────────────┐ ▲        ▲          ▲
+      │         ▲  └──────────────┐ ▲        ▲          ▲
       └─────────┴─────────────────┴─┴────────┴──────────┘  (steps are skipped when not needed)
 
-``plan`` looks at the request and the browser session and names the next
-state; the views run that step and call ``plan`` again. With ``prompt=none``
-a step that needs the person becomes an error instead (OIDC Core 3.1.2.6).
+LOGIN is the sign-in (flows/signin.py: password, then the second factor the
+policy asks for); it is also the step-up when a signed-in session does not meet
+the tenant's MFA policy or the ``acr_values`` / essential ``acr`` asked for: the
+sign-in then asks only for the missing factor. ``max_age`` and ``prompt=login``
+ask every factor again. ``plan`` looks at the request and the browser session
+and names the next state; the views run that step (``ENDPOINTS``) and call
+``plan`` again. With ``prompt=none`` a step that needs the person becomes an
+error instead (OIDC Core 3.1.2.6): ``PROMPT_NONE_ERRORS``, else
+``interaction_required``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
-from sqlalchemy import select
-
 from idp.extensions import db
+from idp.factors import assurance
 from idp.flows.base import Flow
-from idp.models import Client, Consent, User
+from idp.models import Client, Tenant, User
 from idp.oauth.claims import requested_user_claims, scope_claims
+from idp.services import consents
 from idp.services.accounts import memberships_for_client
+from idp.services.sessions import completed_factors
 
 FLOW_TYPE = "authorization"
 
@@ -41,15 +48,25 @@ TRANSITIONS = {
     "consent": ("login", "select_tenant", "issue"),
 }
 
+# The view that runs each step a person takes (ISSUE is the code, no page).
+ENDPOINTS = {
+    State.LOGIN: "flows.login",
+    State.SELECT_TENANT: "flows.select_tenant",
+    State.CONSENT: "flows.consent",
+}
+
 PROMPT_NONE_ERRORS = {
     State.LOGIN: "login_required",
     State.SELECT_TENANT: "account_selection_required",
     State.CONSENT: "consent_required",
 }
 
-LOA_PASSWORD = "urn:idp:loa:1"
-LOA_MFA = "urn:idp:loa:2"
-ACR_VALUES = [LOA_PASSWORD, LOA_MFA]
+ACR_VALUES = assurance.ACR_VALUES  # published in discovery
+
+
+def prompt_none_error(step: State) -> str:
+    """The error a step gives under prompt=none; a step with none of its own needs the person."""
+    return PROMPT_NONE_ERRORS.get(step, "interaction_required")
 
 
 class AuthorizationDenied(Exception):
@@ -63,20 +80,31 @@ class AuthorizationDenied(Exception):
 
 @dataclass
 class Authentication:
-    """What the browser session says about who is signed in."""
+    """What the browser session says about who is signed in: amr and acr are computed
+    from the factors it completed (factors/assurance.py)."""
 
     user: User | None
     auth_time: int | None
-    amr: list
-    acr: str | None
     sid: str | None
+    factors: list = field(default_factory=list)
 
     @classmethod
     def from_session(cls, session, user: User | None) -> Authentication:
         if user is None:
-            return cls(None, None, [], None, None)
-        return cls(user, session.get("auth_time"), session.get("amr") or [],
-                   session.get("acr"), session.sid)
+            return cls(None, None, None, [])
+        return cls(user, session.get("auth_time"), session.sid, completed_factors(session))
+
+    @property
+    def amr(self) -> list[str]:
+        return assurance.amr_of(self.factors)
+
+    @property
+    def acr(self) -> str | None:
+        return assurance.acr_of(self.factors)
+
+    @property
+    def level(self) -> int:
+        return assurance.level_of(self.factors)
 
 
 def prompts(flow: Flow) -> set[str]:
@@ -144,8 +172,7 @@ def _consent_needed(flow: Flow, user: User, client: Client) -> bool:
         return True
     if not client.require_consent:
         return False
-    consent = db.session.scalar(select(Consent).where(
-        Consent.user_id == user.id, Consent.client_id == client.client_id))
+    consent = consents.find(user.id, client.client_id)
     if consent is None:
         return True
     wanted = requested_access(flow, client)
@@ -169,36 +196,56 @@ def _bind_to_user(flow: Flow, user: User | None) -> None:
     flow.data["user_id"] = user.id
 
 
+def requested_level(flow: Flow) -> int:
+    """The level the request asks for: ``acr_values`` (voluntary: only our values count) and
+    an essential ``acr`` claim; 1 when neither names one of ours."""
+    voluntary = assurance.wanted_level((flow.params.get("acr_values") or "").split()) or 1
+    essential = assurance.wanted_level(flow.data.get("essential_acr") or []) or 1
+    return max(voluntary, essential)
+
+
+def needed_level(flow: Flow, tenant_id: int | None, user: User) -> int:
+    """The level this authorization needs: the tenant's MFA policy and the request's."""
+    tenant = db.session.get(Tenant, tenant_id) if tenant_id is not None else None
+    tenants = [tenant] if tenant is not None else [
+        m.tenant for m in memberships_for_client(user, None)]
+    policy = assurance.strictest_policy(tenants)
+    return max(assurance.POLICY_LEVELS[policy], requested_level(flow))
+
+
+def _essential_acr_unreachable(flow: Flow) -> bool:
+    required = flow.data.get("essential_acr") or []
+    return bool(required) and assurance.wanted_level(required) is None
+
+
 def plan(flow: Flow, auth: Authentication, client: Client) -> State:
     """The next step of this authorization, or AuthorizationDenied."""
     _bind_to_user(flow, auth.user)
+    if _essential_acr_unreachable(flow):
+        raise AuthorizationDenied(
+            "access_denied", "The requested authentication context cannot be met.")
+    flow.data.pop("step_up", None)
     if auth.user is None or _fresh_login_needed(flow, auth):
         step = State.LOGIN
     else:
         step = _resolve_tenant(flow, auth.user, client)
         if step is None:
-            step = State.CONSENT if _consent_needed(flow, auth.user, client) else State.ISSUE
+            needed = needed_level(flow, flow.data.get("tenant_id"), auth.user)
+            if needed > assurance.LEVELS[assurance.ACR_MFA]:
+                raise AuthorizationDenied(
+                    "access_denied", "This organisation requires a phishing-resistant "
+                    "factor (passkey), which is not available yet.")
+            if auth.level < needed:
+                flow.data["step_up"] = needed  # the sign-in asks for the missing factor
+                step = State.LOGIN
+            else:
+                step = State.CONSENT if _consent_needed(flow, auth.user, client) \
+                    else State.ISSUE
     if step is not State.ISSUE and "none" in prompts(flow):
-        raise AuthorizationDenied(PROMPT_NONE_ERRORS[step])
-    if step is State.ISSUE:
-        required = flow.data.get("essential_acr") or []
-        if required and (auth.acr or LOA_PASSWORD) not in required:
-            raise AuthorizationDenied(
-                "access_denied", "The requested authentication context cannot be met.")
+        raise AuthorizationDenied(prompt_none_error(step))
     return step
-
-
-def acr_for(amr: list) -> str:
-    return LOA_MFA if len(set(amr)) > 1 else LOA_PASSWORD
 
 
 def record_consent(user: User, client: Client, access: RequestedAccess) -> None:
     """Remember what the person allowed (added to what they allowed before)."""
-    consent = db.session.scalar(select(Consent).where(
-        Consent.user_id == user.id, Consent.client_id == client.client_id))
-    if consent is None:
-        consent = Consent(user_id=user.id, client_id=client.client_id, scope="", claims="")
-        db.session.add(consent)
-    consent.scope = " ".join(sorted(set(consent.scope.split()) | set(access.scopes)))
-    consent.claims = " ".join(sorted(set(consent.claims.split()) | set(access.claims)))
-    consent.granted_at = int(time.time())
+    consents.grant(user.id, client.client_id, access.scopes, access.claims)

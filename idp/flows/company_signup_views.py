@@ -7,13 +7,16 @@ from flask_babel import get_locale
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.factors.assurance import completed
+from idp.factors.base import Accepted
+from idp.factors.registry import get_factor
 from idp.flows import base as flows
 from idp.flows import company_signup as steps
 from idp.flows import password_form
-from idp.flows.login import establish_session
 from idp.flows.signup_messages import field_errors, link_message
 from idp.models import Membership, Tenant
 from idp.services import company_identity, company_signup, email_address
+from idp.services.sessions import sign_in
 
 bp = Blueprint("company_signup", __name__, url_prefix="/signup")
 
@@ -164,7 +167,9 @@ def account():
         return render_template("flows/company_signup/email_taken.html"), 409
     except flows.FlowError:
         return _flow_gone()
-    establish_session(session, user, ["pwd"])
+    # The account was just made with a password: that is the factor this session completed.
+    password = get_factor("password")
+    sign_in(session, user.id, [completed(password.id, Accepted(user.id, password.amr))])
     return redirect(url_for("company_signup.welcome", company=tenant.slug), code=303)
 
 

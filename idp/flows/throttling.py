@@ -22,6 +22,8 @@ from idp.services.throttle import counter_for
 # endpoint -> (counter scope, limit setting, window setting). Other flows add their POSTs here.
 LIMITS: dict[str, tuple[str, str, str]] = {
     "flows.login": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "flows.login_code": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "flows.login_code_resend": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "registration.tenant_login": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "account.change_email": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "recovery.forgot": ("forgot", "IDP_FORGOT_IP_LIMIT", "IDP_FORGOT_IP_WINDOW"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
+    current_app,
     g,
     make_response,
     redirect,
@@ -17,22 +18,41 @@ from flask_babel import gettext as _
 
 from idp.extensions import db
 from idp.flows import base as flows
-from idp.flows import login as login_step
+from idp.flows import signin
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
-from idp.flows.authorization import record_consent, requested_access
+from idp.flows.authorization import (
+    prompts,
+    record_consent,
+    requested_access,
+    requested_level,
+)
 from idp.flows.logout import FLOW_TYPE as LOGOUT
+from idp.mail.messages import branding
+from idp.models import Tenant
 from idp.oauth.authorize import deliver_error, error_page
 from idp.oauth.claims import SCOPE_CLAIMS
 from idp.oauth.logout import finish_logout
 from idp.oauth.server import authorization_server
 from idp.services.accounts import memberships_for_client
 from idp.services.logout import end_session
+from idp.services.sessions import completed_factors
 
 bp = Blueprint("flows", __name__)
 
 LOGIN_ERRORS = {
     "missing": lambda: _("Enter your email address and your password."),
     "invalid": lambda: _("Incorrect email address or password."),
+    "restart": lambda: _("Too many wrong codes, or this sign-in ended. Sign in again."),
+    "policy": lambda: _("Your organisation requires a passkey (phishing-resistant sign-in), "
+                        "which is not available yet. Contact your administrator."),
+}
+CODE_ERRORS = {
+    "wrong": lambda: _("This code is not correct. Check the latest email and try again."),
+    "expired": lambda: _("This code has expired. Ask for a new code."),
+    "no_code": lambda: _("No code is waiting. Ask for a new code."),
+    "cooldown": lambda: _("A code was just sent. Wait a little before asking for another."),
+    "throttled": lambda: _("Too many codes were sent. Please try again later."),
+    "no_address": lambda: _("This account has no verified email address to send a code to."),
 }
 
 
@@ -65,23 +85,129 @@ def home():
     return render_template("flows/home.html", user=g.user)
 
 
+def _tenant_id(client) -> int | None:
+    """The tenant whose policy applies when it is known before the person is."""
+    tenant = g.get("tenant")  # the tenant's own login page (registration_views.tenant_login)
+    if tenant is not None:
+        return tenant.id
+    return client.tenant_id if client is not None else None
+
+
+def _login_page(flow, client, email: str = "", error: str | None = None, status: int = 200):
+    level = requested_level(flow) if flow is not None else 1
+    return render_template(
+        "flows/login.html", flow=flow, client=client, email=email[:320],
+        receive_code=signin.expects_second_factor(_tenant_id(client), level),
+        error=LOGIN_ERRORS[error]() if error else None), status
+
+
+def _signed_in(attempt):
+    authorization = signin.complete(attempt, request.remote_addr)
+    return _continue(authorization)
+
+
+def _after_step(attempt, outcome: signin.Outcome, flow, client):
+    """Where a sign-in goes after a step: the code page, the application, or the form."""
+    if outcome.state is signin.State.DONE:
+        return _signed_in(attempt)
+    if outcome.state is signin.State.SECOND_FACTOR:
+        return redirect(url_for(signin.ENDPOINTS[outcome.state], signin=attempt.id), code=303)
+    return _login_page(flow, client, error=outcome.error or "restart", status=400)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     flow = _authorization_flow(required=False)
     client = _client_of(flow)
-    email = (flow.params.get("login_hint") if flow else None) or ""
+    waiting = signin.pending(flow.id if flow else None)
+    if waiting is None and flow is not None and "login" not in prompts(flow) \
+            and flow.params.get("max_age") is None:
+        waiting = signin.pending(None)  # typed the password, then came back from the app
+        if waiting is not None:
+            signin.adopt(waiting, flow)
+    if waiting is not None and request.args.get("restart"):
+        flows.finish(waiting)
+        waiting = None
+    if waiting is not None:  # a factor is pending: nothing skips it
+        return redirect(url_for("flows.login_code", signin=waiting.id), code=303)
     if request.method == "GET":
-        return render_template("flows/login.html", flow=flow, client=client, email=email)
+        if g.user is not None and flow is not None and flow.data.get("step_up"):
+            attempt = signin.start(flow, _tenant_id(client), g.user, completed_factors(session))
+            return _after_step(attempt, signin.advance(attempt, g.user, request.remote_addr),
+                               flow, client)
+        email = (flow.params.get("login_hint") if flow else None) or ""
+        return _login_page(flow, client, email)
     email = request.form.get("email", "")
-    outcome = login_step.submit(email, request.form.get("password"), request.remote_addr)
-    if outcome.user is None:
-        return render_template("flows/login.html", flow=flow, client=client,
-                               email=email[:320], error=LOGIN_ERRORS[outcome.error]()), 400
-    login_step.establish_session(session, outcome.user, ["pwd"])
-    if flow is not None:
-        flow.data["login_done"] = True
-        flows.save(flow)
-    return _continue(flow)
+    attempt = signin.start(flow, _tenant_id(client))
+    outcome = signin.submit_password(attempt, email, request.form.get("password"),
+                                     request.remote_addr)
+    if outcome.state is signin.State.IDENTIFY:
+        flows.finish(attempt)
+        return _login_page(flow, client, email, outcome.error, 400)
+    return _after_step(attempt, outcome, flow, client)
+
+
+def _signin_flow():
+    try:
+        attempt = flows.load(request.values.get("signin"), signin.FLOW_TYPE)
+    except flows.FlowExpired:
+        abort(make_response(error_page(_("This sign-in attempt has expired. Sign in again."))))
+    except flows.FlowError:
+        abort(make_response(error_page(_("This sign-in attempt is no longer valid. "
+                                         "Sign in again."))))
+    if attempt.state != signin.State.SECOND_FACTOR.value:  # a step view refuses other states
+        abort(make_response(error_page(_("This sign-in attempt is no longer valid. "
+                                         "Sign in again."))))
+    return attempt
+
+
+def _code_page(attempt, error: str | None = None, status: int = 200, resent: bool = False):
+    authorization = _authorization_of(attempt)
+    client = _client_of(authorization)
+    tenant = db.session.get(Tenant, attempt.params["tenant_id"]) \
+        if attempt.params.get("tenant_id") else None
+    return render_template(
+        "flows/login_code.html", attempt=attempt, flow=authorization, client=client,
+        sent_to=(attempt.data.get("page") or {}).get("sent_to"),
+        cooldown=signin.cooldown(attempt), resent=resent,
+        expires_minutes=max(1, current_app.config["IDP_LOGIN_CODE_TTL"] // 60),
+        support_email=branding(tenant)["support_email"],
+        error=CODE_ERRORS.get(error, CODE_ERRORS["wrong"])() if error else None), status
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code():
+    attempt = _signin_flow()
+    if request.method == "GET":
+        notice = signin.take_notice(attempt)
+        return _code_page(attempt, notice, 429 if notice == "throttled" else 200)
+    outcome = signin.submit_code(attempt, request.form.get("code"), request.remote_addr)
+    if outcome.state is signin.State.SECOND_FACTOR:
+        return _code_page(attempt, outcome.error, 400)
+    authorization = _authorization_of(attempt)
+    return _after_step(attempt, outcome, authorization, _client_of(authorization))
+
+
+@bp.route("/login/code/resend", methods=["POST"])
+def login_code_resend():
+    attempt = _signin_flow()
+    outcome = signin.resend(attempt, request.remote_addr)
+    if outcome.state is None:
+        authorization = _authorization_of(attempt)
+        return _login_page(authorization, _client_of(authorization), error="restart",
+                           status=400)
+    if outcome.error:
+        return _code_page(attempt, outcome.error, 429 if outcome.error == "throttled" else 400)
+    return _code_page(attempt, resent=True)
+
+
+def _authorization_of(attempt):
+    if not attempt.params.get("authorization"):
+        return None
+    try:
+        return flows.load(attempt.params["authorization"], AUTHORIZATION)
+    except flows.FlowError:
+        return None
 
 
 @bp.route("/select-tenant", methods=["GET", "POST"])

@@ -202,13 +202,17 @@ def _tidy(text: str) -> str:
 
 
 def render_message(kind: str, *, to: str, locale: str | None = None, tenant=None,
-                   **context) -> RenderedMessage:
-    """Render subject, text and HTML for one message without storing anything."""
+                   bilingual: bool | None = None, **context) -> RenderedMessage:
+    """Render subject, text and HTML for one message without storing anything.
+
+    ``bilingual`` overrides the kind's choice (True: English then French, for a
+    person whose language is unknown)."""
     spec = KINDS.get(kind)
     if spec is None:
         raise MailError(f"unknown message kind {kind!r}")
     language = resolve_locale(locale)
-    locales = BILINGUAL if spec.bilingual else (language,)
+    both = spec.bilingual if bilingual is None else bilingual
+    locales = BILINGUAL if both else (language,)
     ctx = _context(spec, to, tenant, context)
     subjects, texts, htmls = [], [], []
     for loc in locales:
@@ -227,12 +231,12 @@ def render_message(kind: str, *, to: str, locale: str | None = None, tenant=None
         text = render_template("mail/_layout.txt", sections=texts, subject=subject, **ctx)
         html = render_template("mail/_layout.html", sections=list(zip(locales, htmls, strict=True)),
                                subject=subject, lang=locales[0], **ctx)
-    return RenderedMessage(kind=kind, locale="en" if spec.bilingual else language,
+    return RenderedMessage(kind=kind, locale="en" if both else language,
                            locales=tuple(locales), subject=subject, text=_tidy(text), html=html)
 
 
 def enqueue_message(kind: str, to: str, *, locale: str | None, tenant=None,
-                    **context) -> OutboxMessage:
+                    bilingual: bool | None = None, **context) -> OutboxMessage:
     """Render a message and add it to the outbox in the current transaction (no commit).
 
     ``locale``: the recipient's language (``user.locale``); None uses the
@@ -240,7 +244,8 @@ def enqueue_message(kind: str, to: str, *, locale: str | None, tenant=None,
     a missing context key, a non-http link or an unsafe address.
     """
     to = validate_address(to)
-    rendered = render_message(kind, to=to, locale=locale, tenant=tenant, **context)
+    rendered = render_message(kind, to=to, locale=locale, tenant=tenant, bilingual=bilingual,
+                              **context)
     from_name, from_addr = parse_mailbox(current_app.config.get("IDP_MAIL_FROM")
                                          or "no-reply@localhost")
     brand = branding(tenant)

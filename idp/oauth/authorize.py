@@ -29,6 +29,7 @@ from flask_babel import gettext as _
 
 from idp.flows import base as flows
 from idp.flows.authorization import (
+    ENDPOINTS,
     FLOW_TYPE,
     TRANSITIONS,
     Authentication,
@@ -214,9 +215,7 @@ def advance(flow: flows.Flow):
         flows.finish(flow)
         return _issue_code(flow, auth, client)
     flows.save(flow)
-    endpoint = {State.LOGIN: "flows.login", State.SELECT_TENANT: "flows.select_tenant",
-                State.CONSENT: "flows.consent"}[step]
-    return redirect(url_for(endpoint, flow=flow.id), code=303)
+    return redirect(url_for(ENDPOINTS[step], flow=flow.id), code=303)
 
 
 def _issue_code(flow: flows.Flow, auth: Authentication, client):

@@ -172,6 +172,25 @@ class DatabaseSessionInterface(SessionInterface):
                                 secure=secure, httponly=True, samesite="Lax")
 
 
+def sign_in(session: ServerSession, user_id: int, done: list[dict]) -> None:
+    """The one place a browser session becomes signed in: once the sign-in's steps meet
+    the policy (flows/signin.py). The id rotates; the session keeps the open flows, the
+    language, who (``uid``), when (``auth_time``) and the completed factors, from which
+    amr and acr are computed (factors/assurance.py)."""
+    keep = {k: session[k] for k in ("flows", "ui_locales") if k in session}
+    session.clear()
+    session.rotate()
+    session.update(keep)
+    session["uid"] = user_id
+    session["auth_time"] = int(time.time())
+    session["factors"] = [dict(record) for record in done]
+
+
+def completed_factors(session) -> list[dict]:
+    """The factors of a signed-in session (none for a pending or anonymous one)."""
+    return list(session.get("factors") or []) if session.get("uid") else []
+
+
 def revoke_user_sessions(user_id: int) -> int:
     """End every browser session of a user (password reset, account disabled)."""
     result = db.session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
