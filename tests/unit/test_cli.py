@@ -237,3 +237,31 @@ def test_the_console_script_before_init(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {NOT_INITIALISED}"
     assert done.stdout == ""
+
+
+def test_tenant_mfa_policy_on_create_and_update(app, ctx, runner):
+    from idp.factors.assurance import mfa_policy
+
+    created = runner.invoke(args=["idp", "tenant", "create", "beta", "--name", "Beta"])
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)["mfa"] == "optional"  # the default for a new tenant
+    strict = runner.invoke(args=["idp", "tenant", "create", "gamma", "--name", "Gamma",
+                                 "--mfa", "required"])
+    assert json.loads(strict.output)["mfa"] == "required"
+    updated = runner.invoke(args=["idp", "tenant", "update", "beta",
+                                  "--mfa", "phishing-resistant"])
+    assert updated.exit_code == 0, updated.output
+    db.session.expire_all()
+    assert mfa_policy(db.session.query(Tenant).filter_by(slug="beta").one()) \
+        == "phishing-resistant"
+    bad = runner.invoke(args=["idp", "tenant", "update", "beta", "--mfa", "sometimes"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    missing = runner.invoke(args=["idp", "tenant", "update", "nope", "--mfa", "required"])
+    assert missing.exit_code != 0 and "no tenant" in missing.output
+
+
+def test_the_demo_tenant_asks_the_emailed_code(app, ctx, runner):
+    from idp.factors.assurance import mfa_policy
+
+    assert runner.invoke(args=["idp", "init", "--demo"]).exit_code == 0
+    assert mfa_policy(db.session.query(Tenant).filter_by(slug="acme").one()) == "required"

@@ -1,0 +1,146 @@
+"""The factor contract: every registered factor honours the one interface (factors/base.py).
+
+A new factor adds its way of answering to ``ANSWERS``; the test fails until it does.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from idp.extensions import db
+from idp.factors import assurance
+from idp.factors.base import (
+    Accepted,
+    Attempt,
+    Factor,
+    FactorUnavailable,
+    NotEnrollable,
+    NotMine,
+    Rejected,
+)
+from idp.factors.registry import FACTORS, get_factor
+from tests.support import PASSWORD, login_code
+
+# RFC 8176's registry (the values a factor may contribute).
+AMR_VALUES = {"face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pop",
+              "pwd", "rba", "retina", "sc", "sms", "swk", "tel", "user", "vbm", "wia"}
+
+ANSWERS = {
+    "password": (lambda user: {"email": user.email, "password": PASSWORD},
+                 lambda user: {"email": user.email, "password": PASSWORD + "x"}),
+    "email_code": (lambda user: {"code": login_code(user.email)},
+                   lambda user: {"code": f"{(int(login_code(user.email)) + 1) % 10**6:06d}"}),
+}
+
+
+@pytest.fixture(params=sorted(FACTORS))
+def factor(request) -> Factor:
+    return get_factor(request.param)
+
+
+@pytest.fixture
+def person(factory):
+    return factory.user()
+
+
+def _attempt() -> Attempt:
+    return Attempt(ip="192.0.2.1", binding="sign-in-1")
+
+
+def test_every_factor_is_tested_and_shaped_right(factor):
+    assert factor.id in ANSWERS, f"add {factor.id}'s answers to ANSWERS"
+    assert isinstance(factor, Factor)
+    assert FACTORS[factor.id] is factor
+    assert factor.amr and set(factor.amr) <= AMR_VALUES and "mfa" not in factor.amr
+    assert factor.identifies or factor.second
+
+
+def test_a_submission_for_another_factor_is_not_mine(ctx, factor, person):
+    assert isinstance(factor.verify(person, {"other": "x"}, {}, _attempt()), NotMine)
+
+
+def test_begin_then_the_right_answer_is_accepted(ctx, factor, person):
+    state: dict = {}
+    page = factor.begin(person, state, _attempt())
+    db.session.commit()
+    assert isinstance(page, dict)
+    json.dumps(state)  # the flow keeps it as JSON
+    right, _wrong = ANSWERS[factor.id]
+    user = None if factor.identifies else person
+    result = factor.verify(user, right(person), state, _attempt())
+    assert result == Accepted(person.id, factor.amr)
+    json.dumps(state)
+
+
+def test_a_wrong_answer_is_rejected_with_a_reason(ctx, factor, person):
+    state: dict = {}
+    factor.begin(person, state, _attempt())
+    db.session.commit()
+    _right, wrong = ANSWERS[factor.id]
+    result = factor.verify(None if factor.identifies else person, wrong(person), state,
+                           _attempt())
+    assert isinstance(result, Rejected) and result.reason and result.user_id == person.id
+
+
+def test_an_answer_is_good_for_its_own_sign_in_only(ctx, factor, person):
+    """State from one sign-in (binding) does not accept an answer in another."""
+    state: dict = {}
+    factor.begin(person, state, _attempt())
+    db.session.commit()
+    right, _wrong = ANSWERS[factor.id]
+    other = Attempt(ip="192.0.2.1", binding="sign-in-2")
+    result = factor.verify(None if factor.identifies else person, right(person), state, other)
+    if factor.identifies:  # nothing to bind: the password is the password
+        assert isinstance(result, Accepted)
+    else:
+        assert isinstance(result, Rejected)
+
+
+def test_enrolment_and_removal_follow_the_interface(ctx, factor, person):
+    assert isinstance(factor.is_enrolled(person), bool)
+    assert isinstance(factor.is_available(None), bool)
+    try:
+        page = factor.enrol_start(person, {})
+    except NotEnrollable:
+        with pytest.raises(NotEnrollable):
+            factor.enrol_confirm(person, {}, {})
+        with pytest.raises(NotEnrollable):
+            factor.remove(person)
+        assert factor.is_enrolled(person) is False
+        return
+    assert isinstance(page, dict)
+    result = factor.enrol_confirm(person, {"password": "An0ther-Good-Passphrase"}, {})
+    assert isinstance(result, Accepted) and factor.is_enrolled(person)
+    factor.remove(person)
+    assert factor.is_enrolled(person) is False
+
+
+def test_begin_without_a_person_is_unavailable_or_nothing_to_do(ctx, factor):
+    try:
+        assert isinstance(factor.begin(None, {}, _attempt()), dict)
+    except FactorUnavailable as unavailable:
+        assert unavailable.reason
+
+
+def test_amr_and_acr_are_computed_from_the_results():
+    pwd = assurance.completed("password", Accepted(1, ("pwd",)), now=1)
+    otp = assurance.completed("email_code", Accepted(1, ("otp",)), now=2)
+    assert assurance.amr_of([]) == [] and assurance.acr_of([]) is None
+    assert assurance.amr_of([pwd]) == ["pwd"] and assurance.acr_of([pwd]) == "urn:idp:loa:1"
+    assert assurance.amr_of([pwd, otp]) == ["pwd", "otp", "mfa"]
+    assert assurance.acr_of([pwd, otp]) == "urn:idp:loa:2"
+    assert assurance.acr_of([pwd, pwd]) == "urn:idp:loa:1"  # the same factor twice is one
+
+
+def test_the_strictest_policy_wins():
+    class T:
+        def __init__(self, policy):
+            self.settings = {"mfa_policy": policy} if policy else {}
+
+    assert assurance.strictest_policy([]) == "optional"
+    assert assurance.strictest_policy([T(None), T("required")]) == "required"
+    assert assurance.strictest_policy([T("phishing-resistant"), T("required")]) \
+        == "phishing-resistant"
+    assert assurance.mfa_policy(T("bogus")) == "optional"
