@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 
@@ -9,6 +10,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from demo import create_app
+from idp.extensions import db
+from idp.factors.assurance import REQUIRED, set_mfa_policy
 from tests.browser.pages import (
     LONG_EMAIL,
     assert_focus_visible,
@@ -16,6 +19,7 @@ from tests.browser.pages import (
     focused,
     sign_in,
 )
+from tests.smtp import text_of
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +46,11 @@ def portal(factory, live_server):
 
 
 def test_sign_in_refresh_and_sign_out_through_the_demo_portal(page, live_server, person,
-                                                               portal):
+                                                               portal, app, smtp, factory):
+    # The demo tenant's policy (`idp init --demo`): the emailed code after the password.
+    tenant = factory.tenant()
+    set_mfa_policy(tenant, REQUIRED)
+    db.session.commit()
     page.goto(f"{portal}/")
     assert page.locator("html").get_attribute("lang") == "en"
     page.get_by_role("heading", name="Demo portal").wait_for()
@@ -56,14 +64,18 @@ def test_sign_in_refresh_and_sign_out_through_the_demo_portal(page, live_server,
 
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{live_server.url}/login?flow=**")
-    sign_in(page, LONG_EMAIL)
+    sign_in(page, LONG_EMAIL, button="Receive Code")
+    page.get_by_role("heading", name="Enter your code").wait_for()
+    code = re.search(r"^\s*(\d{6})\s*$", text_of(smtp.wait_for(app, LONG_EMAIL)), re.M)
+    page.get_by_label("Sign-in code", exact=True).fill(code.group(1))
+    page.get_by_role("button", name="Login", exact=True).click()
 
     page.wait_for_url(f"{portal}/")
     page.get_by_role("heading", name=f"Signed in as {LONG_EMAIL}").wait_for()
     assert page.locator("#email").inner_text() == LONG_EMAIL
     assert page.locator("#name").inner_text() == "Alexandrina Whitfield"
     assert page.locator("#org-slug").inner_text() == "acme"
-    assert page.locator("#amr").inner_text() == "pwd"
+    assert page.locator("#amr").inner_text() == "pwd, otp, mfa"
     claims = dict(
         (row.locator("th").inner_text(), row.locator("td").inner_text())
         for row in page.locator("#claims tbody tr").all())
