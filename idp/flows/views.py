@@ -20,6 +20,7 @@ from idp.extensions import db
 from idp.flows import base as flows
 from idp.flows import signin
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
+from idp.flows.authorization import State as AuthorizationState
 from idp.flows.authorization import (
     prompts,
     record_consent,
@@ -213,8 +214,8 @@ def _authorization_of(attempt):
 @bp.route("/select-tenant", methods=["GET", "POST"])
 def select_tenant():
     flow = _authorization_flow()
-    if g.user is None:
-        return _continue(flow)
+    if g.user is None or flow.state != AuthorizationState.SELECT_TENANT.value:
+        return _continue(flow)  # a step view runs its own step only: the plan decides
     client = _client_of(flow)
     memberships = memberships_for_client(g.user, client.tenant_id if client else None)
     if request.method == "POST":
@@ -235,8 +236,9 @@ def select_tenant():
 def consent():
     flow = _authorization_flow()
     client = _client_of(flow)
-    if g.user is None or client is None:
-        return _continue(flow)  # the plan asks for a login, or ends a client gone meanwhile
+    if g.user is None or client is None or flow.state != AuthorizationState.CONSENT.value:
+        # The plan asks for another step (a login, a code), or ends a client gone meanwhile.
+        return _continue(flow)
     access = requested_access(flow, client)
     scopes = [s for s in access.scopes if s in SCOPE_CLAIMS or s == "offline_access"]
     page = {"flow": flow, "client": client, "scopes": scopes, "claims": access.claims}

@@ -391,3 +391,31 @@ def test_the_mail_is_bilingual_when_the_language_is_unknown(client, driver, rp):
     _to_code_page(driver, rp)
     mail = outbox.messages(EMAIL, "login_code")[-1]
     assert " / " in mail.subject  # English then French
+
+
+# --- the plan --------------------------------------------------------------------------
+
+
+def test_a_step_without_a_prompt_none_error_is_interaction_required(app, driver, rp,
+                                                                     monkeypatch):
+    from idp.flows import authorization
+
+    monkeypatch.setattr(authorization, "PROMPT_NONE_ERRORS", {})
+    response = _authorize(driver, rp, prompt="none", state="pn")
+    assert_error_redirect(response, rp.redirect_uri, "interaction_required", state="pn",
+                          issuer=app.config["IDP_ISSUER"])
+
+
+def test_step_views_refuse_a_flow_in_another_state(client, factory, driver, alice):
+    """Posting a consent for a flow that still waits for its sign-in decides nothing."""
+    consent_rp = factory.client(require_consent=True)
+    first = _authorize(driver, consent_rp)
+    flow_id = query_of(first.headers["Location"])["flow"]
+    driver.sign_in()  # signed in elsewhere; this flow is still at its LOGIN step
+    page = client.get("/login")
+    response = client.post(f"/consent?flow={flow_id}", data={
+        "decision": "allow", "csrf_token": csrf_of(page.text)})
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/oauth/authorize/resume")
+    from idp.models import Consent
+    assert db.session.scalar(select(func.count()).select_from(Consent)) == 0
