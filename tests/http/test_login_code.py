@@ -419,3 +419,50 @@ def test_step_views_refuse_a_flow_in_another_state(client, factory, driver, alic
     assert response.headers["Location"].startswith("/oauth/authorize/resume")
     from idp.models import Consent
     assert db.session.scalar(select(func.count()).select_from(Consent)) == 0
+
+
+# --- the session -----------------------------------------------------------------------
+
+
+def _session_cookie(http) -> str | None:
+    cookie = http.get_cookie("idp_session")
+    return cookie.value if cookie is not None else None
+
+
+def test_the_session_id_rotates_after_each_factor(client, driver, rp):
+    first = _authorize(driver, rp)
+    before = _session_cookie(client)
+    code_url = driver.login(first).headers["Location"]
+    after_password = _session_cookie(client)
+    assert before and after_password and after_password != before
+    _lands_with_code(driver, _post_code(client, code_url, login_code()), rp)
+    signed_in = _session_cookie(client)
+    assert signed_in not in (before, after_password)
+    assert client.get("/account").status_code == 200
+
+
+def test_sign_in_with_another_account_drops_the_pending_one(client, factory, driver, rp):
+    factory.user("bob@example.com")
+    first = _authorize(driver, rp)
+    login_url = first.headers["Location"]
+    driver.login(first)
+    assert client.get(login_url).headers["Location"].startswith(CODE_PAGE)
+    page = client.get(login_url + "&restart=1")
+    assert page.status_code == 200 and 'name="password"' in page.text
+    response = client.post(login_url, data={"email": "bob@example.com", "password": PASSWORD,
+                                            "csrf_token": csrf_of(page.text)})
+    code_url = response.headers["Location"]
+    _lands_with_code(driver, _post_code(client, code_url, login_code("bob@example.com")), rp)
+
+
+def test_without_smtp_the_console_shows_the_code(app, driver, rp):
+    import io
+
+    from idp.mail.transport import ConsoleTransport
+    from idp.mail.worker import deliver_due
+
+    _to_code_page(driver, rp)
+    stream = io.StringIO()
+    with app.app_context():
+        deliver_due(transport=ConsoleTransport(stream))
+    assert login_code() in stream.getvalue()

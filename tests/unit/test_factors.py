@@ -144,3 +144,25 @@ def test_the_strictest_policy_wins():
     assert assurance.strictest_policy([T("phishing-resistant"), T("required")]) \
         == "phishing-resistant"
     assert assurance.mfa_policy(T("bogus")) == "optional"
+
+
+def test_an_enrolled_second_factor_is_always_asked(ctx, person, monkeypatch):
+    """Under the `optional` policy a factor the person set up is still asked."""
+    from idp.flows import signin
+
+    class Enrolled:
+        id, amr, identifies, second = "fake_totp", ("otp",), False, True
+
+        def is_enrolled(self, user):
+            return True
+
+        def is_available(self, tenant):
+            return True
+
+    pwd = assurance.completed("password", Accepted(person.id, ("pwd",)))
+    assert signin._next_factor(person, [pwd], 1, []) is None
+    monkeypatch.setitem(FACTORS, "fake_totp", Enrolled())
+    assert signin._next_factor(person, [pwd], 1, []).id == "fake_totp"
+    assert signin._next_factor(person, [pwd], 2, []).id == "fake_totp"
+    with pytest.raises(signin.PolicyUnmet):
+        signin._next_factor(person, [pwd], 3, [])
