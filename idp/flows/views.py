@@ -126,9 +126,6 @@ def login():
         waiting = signin.pending(None)  # typed the password, then came back from the app
         if waiting is not None:
             signin.adopt(waiting, flow)
-    if waiting is not None and request.args.get("restart"):
-        flows.finish(waiting)
-        waiting = None
     if waiting is not None:  # a factor is pending: nothing skips it
         return redirect(url_for("flows.login_code", signin=waiting.id), code=303)
     if request.method == "GET":
@@ -200,6 +197,16 @@ def login_code_resend():
     if outcome.error:
         return _code_page(attempt, outcome.error, 429 if outcome.error == "throttled" else 400)
     return _code_page(attempt, resent=True)
+
+
+@bp.route("/login/code/restart", methods=["POST"])
+def login_code_restart():
+    """Sign in with another account: this sign-in ends, the password form again."""
+    attempt = _signin_flow()
+    authorization = _authorization_of(attempt)
+    flows.finish(attempt)
+    return redirect(url_for("flows.login", flow=authorization.id if authorization else None),
+                    code=303)
 
 
 def _authorization_of(attempt):

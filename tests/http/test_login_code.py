@@ -445,9 +445,12 @@ def test_sign_in_with_another_account_drops_the_pending_one(client, factory, dri
     factory.user("bob@example.com")
     first = _authorize(driver, rp)
     login_url = first.headers["Location"]
-    driver.login(first)
+    code_url = driver.login(first).headers["Location"]
     assert client.get(login_url).headers["Location"].startswith(CODE_PAGE)
-    page = client.get(login_url + "&restart=1")
+    restart = client.post(code_url.replace(CODE_PAGE, CODE_PAGE + "/restart"),
+                          data={"csrf_token": csrf_of(client.get(code_url).text)})
+    assert restart.status_code == 303 and restart.headers["Location"] == login_url
+    page = client.get(login_url)
     assert page.status_code == 200 and 'name="password"' in page.text
     response = client.post(login_url, data={"email": "bob@example.com", "password": PASSWORD,
                                             "csrf_token": csrf_of(page.text)})
