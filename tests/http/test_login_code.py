@@ -469,3 +469,13 @@ def test_without_smtp_the_console_shows_the_code(app, driver, rp):
     with app.app_context():
         deliver_due(transport=ConsoleTransport(stream))
     assert login_code() in stream.getvalue()
+
+
+def test_the_tenant_login_page_of_a_required_tenant(client, driver, required, alice):
+    page = client.get("/t/acme/login")
+    assert ">Receive Code</button>" in page.text
+    response = client.post("/t/acme/login", data={"email": EMAIL, "password": PASSWORD,
+                                                   "csrf_token": csrf_of(page.text)})
+    assert response.status_code == 303 and response.headers["Location"].startswith(CODE_PAGE)
+    done = _post_code(client, response.headers["Location"], login_code())
+    assert done.status_code == 303 and client.get("/account").status_code == 200
