@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import statistics
 import time
 
 import pytest
@@ -133,19 +132,18 @@ def test_every_failure_takes_the_same_time(app, client, factory, monkeypatch):
     monkeypatch.setitem(app.config, "IDP_LOGIN_IP_LIMIT", 10_000)
     monkeypatch.setitem(app.config, "IDP_LOCKOUT_THRESHOLD", 10_000)
     cases = _accounts(factory)
-    page = client.get("/login")
-    csrf = csrf_of(page.text)
-    timings: dict[str, list[float]] = {email: [] for email, _ in cases}
-    for _round in range(7):  # interleaved: a load spike hits every case alike
-        for email, password in cases:
-            started = time.perf_counter()
-            response = client.post("/login", data={"email": email, "password": password,
-                                                   "csrf_token": csrf})
-            timings[email].append(time.perf_counter() - started)
-            assert response.status_code == 400
-    medians = {email: statistics.median(values) for email, values in timings.items()}
-    fastest, slowest = min(medians.values()), max(medians.values())
-    assert slowest - fastest < max(0.5 * fastest, 0.015), medians
+    csrf = csrf_of(client.get("/login").text)
+
+    def case(email: str, password: str):
+        return lambda _round: timed_post(client, "/login", {
+            "email": email, "password": password, "csrf_token": csrf})
+
+    # Relative to each round's mean, interleaved (tests/lifecycle.py): load on a shared
+    # CI machine hits every case of a round alike. A dummy-hash skip for unknown users,
+    # or extra work for a locked account, is far beyond the tolerance.
+    medians = interleaved_medians({email: case(email, password) for email, password in cases},
+                                  rounds=10, warmup=2)
+    assert within(medians, 0.35), medians
 
 
 def test_per_ip_limit_gives_429_with_retry_after(app, client, alice, monkeypatch):
