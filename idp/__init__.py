@@ -158,7 +158,10 @@ def create_app(config: dict | None = None) -> Flask:
     registration_views.init_app(app)  # link lifetimes, per-IP limits of the sign-up POSTs
     throttling.init_app(app)  # per-IP limits on the password and mail POSTs
 
-    from idp.services import deferred
+    from idp.services import (
+        deferred,
+        recovery,  # noqa: F401 - registers its deferred handlers
+    )
 
     deferred.init_app(app)  # work run after the response (lock and reset emails)
 

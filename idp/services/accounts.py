@@ -25,6 +25,8 @@ from idp.extensions import db
 from idp.factors.password import hash_password, needs_rehash, verify_password
 from idp.models import Membership, Tenant, User
 from idp.models.accounts import ROLES
+from idp.services import audit, deferred
+from idp.services.links import external_url
 from idp.services.password_policy import PasswordPolicy, violations
 
 MAX_EMAIL_LENGTH = 254
@@ -128,6 +130,25 @@ def set_password(user: User, password: str, policy: PasswordPolicy | None = None
     unlock(user)
 
 
+def finish_password_change(user: User, event: str, *, ip: str | None = None) -> None:
+    """Everything that follows a new password: sessions and tokens die, audit, notice.
+
+    Adds to the session; the caller commits. Used by the reset, the invitation
+    and the registration journeys.
+    """
+    from idp.mail import enqueue_message
+    from idp.services.sessions import revoke_user_sessions
+    from idp.services.tokens import revoke_user_tokens
+
+    unlock(user)
+    revoke_user_sessions(user.id)
+    revoke_user_tokens(user.id)
+    tenant = next(iter(tenants_of(user)), None)
+    audit.record(event, tenant_id=tenant.id if tenant else None, user_id=user.id, ip=ip)
+    enqueue_message("password_changed", user.email, locale=user.locale, tenant=tenant,
+                    when=int(time.time()), reset_link=external_url("recovery.forgot"))
+
+
 # ----------------------------------------------------------------------------- lockout
 
 
@@ -203,8 +224,6 @@ def lock_account(user: User, *, ip: str | None = None, actor_id: int | None = No
     rendering) is built after the response (services/deferred.py), so the
     attempt that locks costs what any failure costs.
     """
-    from idp.services import audit, deferred
-
     now = int(time.time() if now is None else now)
     user.lockouts = (user.lockouts or 0) + 1
     user.locked_at = now

@@ -144,8 +144,6 @@ def complete_invitation(raw: str | None, password: str, *, ip: str | None = None
     Raises InvitationError (bad link) or accounts.WeakPassword (nothing changed,
     the link still works). No session is created here.
     """
-    from idp.services import recovery
-
     user, tenant = check_link(raw)
     accounts.set_password(user, password, accounts.password_policy_for(user, [tenant] if tenant
                                                                        else []))
@@ -156,7 +154,7 @@ def complete_invitation(raw: str | None, password: str, *, ip: str | None = None
         raise InvitationError(str(exc)) from exc
     user.active = True
     user.email_verified = True
-    recovery.finish_password_change(user, "invitation_completed", ip=ip)
+    accounts.finish_password_change(user, "invitation_completed", ip=ip)
     db.session.commit()
     accounts.clear_failures(user.id)
     return user

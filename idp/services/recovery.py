@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import AccountToken, User
-from idp.services import account_tokens, accounts, audit, deferred
+from idp.services import account_tokens, accounts, audit, deferred, invitations
 from idp.services.links import external_url
 
 PURPOSE = "reset_password"
@@ -128,8 +128,6 @@ def send_requested_reset(payload: dict) -> None:
                 send_reset_email(user)
                 audit.record("password_reset_requested", user_id=user.id, ip=ip)
             else:
-                from idp.services import invitations
-
                 invitations.resend_invitation(user)
     except MailError:
         # Never a different answer (an error page would tell the address exists).
@@ -172,30 +170,7 @@ def reset_password(raw: str | None, password: str, *, ip: str | None = None,
         db.session.rollback()
         raise ResetError(str(exc)) from exc
     user.email_verified = True  # the link was read in that mailbox
-    finish_password_change(user, "password_reset", ip=ip)
+    accounts.finish_password_change(user, "password_reset", ip=ip)
     db.session.commit()
     accounts.clear_failures(user.id, counter)
     return user
-
-
-def finish_password_change(user: User, event: str, *, ip: str | None = None) -> None:
-    """Everything that follows a new password: sessions and tokens die, audit, notice.
-
-    Adds to the session; the caller commits.
-    """
-    from idp.mail import enqueue_message
-    from idp.services.sessions import revoke_user_sessions
-    from idp.services.tokens import revoke_user_tokens
-
-    accounts.unlock(user)
-    revoke_user_sessions(user.id)
-    revoke_user_tokens(user.id)
-    tenant = _tenant_of(user)
-    audit.record(event, tenant_id=tenant.id if tenant else None, user_id=user.id, ip=ip)
-    enqueue_message("password_changed", user.email, locale=user.locale, tenant=tenant,
-                    when=int(time.time()), reset_link=issue_forgot_url())
-
-
-def issue_forgot_url() -> str:
-    """Where to go if the change was not theirs: the forgot-password page."""
-    return external_url("recovery.forgot")

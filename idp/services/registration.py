@@ -331,8 +331,6 @@ def confirm_with_new_password(raw: str | None, password: str, *, ip: str | None 
     Raises VerificationError (link) or accounts.WeakPassword (nothing changed, the
     link still works). The password_changed notice is queued, as after a reset.
     """
-    from idp.services import recovery
-
     link = check_link(raw)
     policy = link_policy(link)
     user = _locked_pending_user(link)
@@ -342,7 +340,7 @@ def confirm_with_new_password(raw: str | None, password: str, *, ip: str | None 
         db.session.rollback()
         raise
     _activate(raw, user, link, ip)
-    recovery.finish_password_change(user, "registration_password_chosen", ip=ip)
+    accounts.finish_password_change(user, "registration_password_chosen", ip=ip)
     db.session.commit()
     accounts.clear_failures(user.id, counter)
     return link
