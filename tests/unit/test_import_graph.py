@@ -107,3 +107,4 @@ def test_deferred_handlers_are_registered_by_the_app(app):
     from idp.services import deferred
 
     assert {"account_locked_notice", "password_reset_request"} <= set(deferred._HANDLERS)
+
