@@ -187,7 +187,8 @@ def _counter(counter=None):
 
 
 def clear_failures(user_id: int, counter=None) -> None:
-    """Forget the recent failures (after a success or a reset). Commits (database counter)."""
+    """Forget the recent failures (after a success or a reset): in the counter's own
+    transaction, not the caller's (services/throttle.py)."""
     _counter(counter).reset(failure_key(user_id), current_app.config["IDP_LOCKOUT_WINDOW"])
 
 

@@ -105,7 +105,7 @@ def request_reset(email: str, *, ip: str | None = None, counter=None) -> None:
     """
     normalized = accounts.normalize_email(email)
     key = "forgot:" + hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
-    decision = accounts._counter(counter).hit(  # commits with the database counter
+    decision = accounts._counter(counter).hit(  # its own transaction (services/throttle.py)
         key, current_app.config["IDP_FORGOT_EMAIL_LIMIT"], EMAIL_WINDOW)
     if decision.allowed:
         deferred.defer("password_reset_request", email=normalized, ip=ip)

@@ -120,7 +120,8 @@ def check_form(tenant: Tenant, email: str | None, password: str | None,
 
 
 def _email_allowed(email: str, counter=None) -> bool:
-    """Count one email to this address; False past the hourly limit. Commits (database counter)."""
+    """Count one email to this address; False past the hourly limit. The count is kept in
+    the counter's own transaction (it survives a rollback of the caller's)."""
     limit = int(current_app.config.get("IDP_REGISTRATION_EMAIL_LIMIT", DEFAULT_EMAIL_LIMIT))
     key = "register-mail:" + hashlib.sha256(email.encode()).hexdigest()[:32]
     return accounts._counter(counter).hit(key, limit, EMAIL_WINDOW).allowed
@@ -269,8 +270,8 @@ def link_policy(link: PendingLink) -> PasswordPolicy:
 
 def _attempt_allowed(user: User, counter=None) -> bool:
     """Count one password attempt on the account's failed-login counter (shared with the
-    login page, across IPs); False past the account's lockout threshold. Commits
-    (database counter); a success clears the count."""
+    login page, across IPs); False past the account's lockout threshold. The count
+    is kept in the counter's own transaction; a success clears it."""
     decision = accounts._counter(counter).hit(
         accounts.failure_key(user.id), accounts.lockout_threshold(user),
         current_app.config["IDP_LOCKOUT_WINDOW"])
