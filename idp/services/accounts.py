@@ -25,11 +25,10 @@ from idp.extensions import db
 from idp.factors.password import hash_password, needs_rehash, verify_password
 from idp.models import Membership, Tenant, User
 from idp.models.accounts import ROLES
-from idp.services import audit, deferred
+from idp.services import audit, deferred, email_address
 from idp.services.links import external_url
 from idp.services.password_policy import PasswordPolicy, violations
 
-MAX_EMAIL_LENGTH = 254
 LOCKOUT_THRESHOLD_RANGE = (3, 100)
 
 
@@ -58,21 +57,19 @@ class InvalidCredentials(Exception):
 
 def normalize_email(email: str) -> str:
     """The stored form (IDNA domains in ASCII); malformed input is only trimmed and lowered,
-    so a lookup of it finds nothing but costs the same."""
-    from idp.services.email_address import InvalidEmail, normalize
-
+    so a lookup of it finds nothing."""
     try:
-        return normalize(email)
-    except InvalidEmail:
+        return email_address.normalize(email)
+    except email_address.InvalidEmail:
         return (email or "").strip().lower()
 
 
-def is_plausible_email(email: str) -> bool:
-    if not email or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
-        return False
-    local, sep, domain = email.rpartition("@")
-    return bool(sep and local and "." in domain and not domain.startswith(".")
-                and not domain.endswith(".") and "@" not in local)
+def valid_email(email: str | None) -> str:
+    """The stored form of an address for a new account or membership, else AccountError."""
+    try:
+        return email_address.normalize(email)
+    except email_address.InvalidEmail as exc:
+        raise AccountError("invalid email address") from exc
 
 
 def get_by_email(email: str) -> User | None:
@@ -83,9 +80,7 @@ def create_user(email: str, password: str | None = None, *, tenant: Tenant | Non
                 role: str = "member", email_verified: bool = True, active: bool = True,
                 given_name: str | None = None, family_name: str | None = None,
                 locale: str | None = None) -> User:
-    email = normalize_email(email)
-    if not is_plausible_email(email):
-        raise AccountError("invalid email address")
+    email = valid_email(email)
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if get_by_email(email):
@@ -245,7 +240,7 @@ def authenticate(email: str, password: str, *, ip: str | None = None, counter=No
     """
     now = int(time.time() if now is None else now)
     normalized = normalize_email(email)
-    user = get_by_email(normalized) if is_plausible_email(normalized) else None
+    user = get_by_email(normalized) if email_address.is_valid(normalized) else None
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.active or not user.email_verified \
             or is_locked(user, now):

@@ -64,9 +64,7 @@ def invite_user(tenant: Tenant, email: str, role: str = "member", invited_by: Us
     """Create (or reuse) the account, add the membership, queue the email. The caller commits."""
     if role not in ROLES:
         raise accounts.AccountError(f"role must be one of {', '.join(ROLES)}")
-    email = accounts.normalize_email(email)
-    if not accounts.is_plausible_email(email):
-        raise accounts.AccountError("invalid email address")
+    email = accounts.valid_email(email)
     actor_id = invited_by.id if invited_by is not None else None
     existing = accounts.get_by_email(email)
     if existing is None:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import AccountToken, User
-from idp.services import account_tokens, accounts, audit, deferred, invitations
+from idp.services import account_tokens, accounts, audit, deferred, email_address, invitations
 from idp.services.links import external_url
 
 PURPOSE = "reset_password"
@@ -116,7 +116,7 @@ def request_reset(email: str, *, ip: str | None = None, counter=None) -> None:
 def send_requested_reset(payload: dict) -> None:
     """The work of a reset request (after the response); adds to the session, no commit."""
     normalized, ip = payload["email"], payload.get("ip")
-    user = accounts.get_by_email(normalized) if accounts.is_plausible_email(normalized) else None
+    user = accounts.get_by_email(normalized) if email_address.is_valid(normalized) else None
     action = _eligible(user)
     if action is None or _just_sent(user, action):
         return
