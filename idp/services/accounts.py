@@ -36,6 +36,10 @@ class AccountError(ValueError):
     pass
 
 
+class DuplicateEmail(AccountError):
+    """The address already has an account (one account per address)."""
+
+
 class WeakPassword(AccountError):
     """The new password breaks the policy; ``problems`` lists the rule codes, in page order."""
 
@@ -79,17 +83,27 @@ def get_by_email(email: str) -> User | None:
 def create_user(email: str, password: str | None = None, *, tenant: Tenant | None = None,
                 role: str = "member", email_verified: bool = True, active: bool = True,
                 given_name: str | None = None, family_name: str | None = None,
-                locale: str | None = None) -> User:
+                locale: str | None = None, password_hash: str | None = None,
+                last_login_at: int | None = None) -> User:
+    """The one way a user is created (CLI, invitations, registration, company sign-up).
+
+    ``password`` is hashed here; ``password_hash`` is one hashed already (the
+    journeys hash on every path so their timing says nothing). Raises
+    AccountError (DuplicateEmail for a taken address); a concurrent insert of the
+    same address raises IntegrityError at the flush. Adds to the session; the
+    caller commits.
+    """
     email = valid_email(email)
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if get_by_email(email):
-        raise AccountError("an account with this email already exists")
-    user = User(email=email, email_verified=email_verified, active=active,
-                given_name=given_name, family_name=family_name, locale=locale)
+        raise DuplicateEmail("an account with this email already exists")
     if password is not None:
-        user.password_hash = hash_password(password)
-        user.password_changed_at = int(time.time())
+        password_hash = hash_password(password)
+    user = User(email=email, email_verified=email_verified, active=active,
+                given_name=given_name, family_name=family_name, locale=locale,
+                password_hash=password_hash, last_login_at=last_login_at,
+                password_changed_at=int(time.time()) if password_hash else None)
     db.session.add(user)
     db.session.flush()
     if tenant is not None:

@@ -232,7 +232,7 @@ def complete(token_id: int, company: Company, person: dict, password: str, *,
         except (SignupLinkError, EmailTaken):
             db.session.rollback()
             raise
-        except IntegrityError:
+        except (IntegrityError, accounts.DuplicateEmail):
             db.session.rollback()  # a concurrent sign-up took the slug or the address
             if attempt == 2:
                 raise
@@ -256,22 +256,23 @@ def _complete_once(token_id: int, company: Company, person: dict, password_hash:
     settings = {**company.as_dict(), "created_via": "company_signup"}
     tenant = Tenant(slug=unique_slug(company.company_name), name=company.company_name,
                     self_registration=False, settings=settings, created_at=now)
+    db.session.add(tenant)
+    db.session.flush()
     fields = dict(email_verified=True, active=True, given_name=person["given_name"],
                   family_name=person["family_name"], locale=person["locale"],
-                  password_hash=password_hash, password_changed_at=now, last_login_at=now)
+                  password_hash=password_hash, last_login_at=now)
     if pending is None:
-        user = User(email=email, **fields)
+        user = accounts.create_user(email, tenant=tenant, role="super_admin", **fields)
     else:
         # A self-registration never confirmed (maybe someone else's): the owner's now.
         user = pending
         for name, value in fields.items():
             setattr(user, name, value)
+        user.password_changed_at = now
         user.locked_at = None
         account_tokens.revoke(VERIFY_PURPOSE, user=user)
         audit.record("pending_registration_taken_over", user_id=user.id, ip=ip)
-    db.session.add_all([tenant, user])
-    db.session.flush()
-    db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="super_admin"))
+        db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="super_admin"))
     audit.record("company_signup", tenant_id=tenant.id, user_id=user.id, ip=ip)
     db.session.flush()
     return user, tenant

@@ -35,7 +35,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 
 from flask import current_app
@@ -175,13 +174,11 @@ def _ensure_membership(user: User, tenant_id: int | None) -> None:
 def _register_once(tenant: Tenant, email: str, password_hash: str, locale: str | None,
                    ip: str | None) -> str:
     """One attempt in one transaction; returns what happened (for the audit and tests)."""
-    now = int(time.time())
     user = accounts.get_by_email(email)
     if user is None:
-        user = User(email=email, email_verified=False, active=False, locale=locale,
-                    password_hash=password_hash, password_changed_at=now)
-        db.session.add(user)
-        db.session.flush()  # IntegrityError here when another request won the race
+        # IntegrityError or DuplicateEmail here when another request won the race.
+        user = accounts.create_user(email, password_hash=password_hash, email_verified=False,
+                                    active=False, locale=locale)
         outcome = "created"
     elif is_pending(user):
         outcome = "pending"  # nothing changes but one more link: the first password stays
@@ -219,7 +216,7 @@ def register(tenant: Tenant, email: str | None, password: str | None, confirm: s
             outcome = _register_once(tenant, normalized, password_hash, locale, ip)
             db.session.commit()
             return Registration(normalized, outcome)
-        except IntegrityError:
+        except (IntegrityError, accounts.DuplicateEmail):
             db.session.rollback()  # a concurrent registration of this address won
             if attempt == 2:
                 raise
