@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
@@ -136,12 +136,8 @@ def check_link(raw: str | None) -> AccountToken:
 
 def live_link(token_id: int) -> AccountToken:
     """The link a flow in progress was started from, if still usable."""
-    row = db.session.get(AccountToken, token_id)
-    if row is None or row.purpose != PURPOSE or row.used_at is not None:
-        raise SignupLinkError("unknown or used")
-    if row.expires_at <= int(time.time()):
-        raise SignupLinkError("expired", expired=True)
-    return row
+    with account_tokens.raised_as(SignupLinkError):
+        return account_tokens.peek_id(PURPOSE, token_id)
 
 
 # ----------------------------------------------------------------------------- step 2
@@ -247,11 +243,8 @@ def _complete_once(token_id: int, company: Company, person: dict, password_hash:
     if pending is not None and not is_pending(pending):
         raise EmailTaken(email)
     now = int(time.time())
-    used = db.session.execute(
-        update(AccountToken).where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
-        .values(used_at=now)).rowcount
-    if used != 1:
-        raise SignupLinkError("used concurrently")
+    with account_tokens.raised_as(SignupLinkError):
+        account_tokens.use(row)
     account_tokens.revoke(PURPOSE, email=email)  # the address's other sign-up links die
     settings = {**company.as_dict(), "created_via": "company_signup"}
     tenant = Tenant(slug=unique_slug(company.company_name), name=company.company_name,

@@ -125,10 +125,7 @@ def resend_invitation(user: User, tenant: Tenant | None = None) -> str:
 
 def check_link(raw: str | None) -> tuple[User, Tenant | None]:
     """The invited account (and tenant) behind a live link, without using it."""
-    try:
-        row = account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
-        raise InvitationError(str(exc), expired=exc.expired) from exc
+    row = account_tokens.peek_as(InvitationError, PURPOSE, raw)
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
     if user is None or not _pending(user):
         raise InvitationError("no pending account")
@@ -146,10 +143,10 @@ def complete_invitation(raw: str | None, password: str, *, ip: str | None = None
     accounts.set_password(user, password, accounts.password_policy_for(user, [tenant] if tenant
                                                                        else []))
     try:
-        account_tokens.consume(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
+        account_tokens.consume_as(InvitationError, PURPOSE, raw)
+    except InvitationError:
         db.session.rollback()
-        raise InvitationError(str(exc)) from exc
+        raise
     user.active = True
     user.email_verified = True
     accounts.finish_password_change(user, "invitation_completed", ip=ip)

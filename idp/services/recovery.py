@@ -145,10 +145,7 @@ def _just_sent(user: User, action: str) -> bool:
 
 def check_link(raw: str | None) -> User:
     """The account behind a live reset link, without using it (to render the page)."""
-    try:
-        row = account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
-        raise ResetError(str(exc), expired=exc.expired) from exc
+    row = account_tokens.peek_as(ResetError, PURPOSE, raw)
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
     if user is None or not user.active:
         raise ResetError("no usable account")
@@ -165,10 +162,10 @@ def reset_password(raw: str | None, password: str, *, ip: str | None = None,
     user = check_link(raw)
     accounts.set_password(user, password)  # raises WeakPassword before anything is used
     try:
-        account_tokens.consume(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
+        account_tokens.consume_as(ResetError, PURPOSE, raw)
+    except ResetError:
         db.session.rollback()
-        raise ResetError(str(exc)) from exc
+        raise
     user.email_verified = True  # the link was read in that mailbox
     accounts.finish_password_change(user, "password_reset", ip=ip)
     db.session.commit()

@@ -289,10 +289,10 @@ def _activate(raw: str, user: User, link: PendingLink, ip: str | None) -> None:
     """Use this link, kill the others, activate with the membership of the link's tenant.
     No commit."""
     try:
-        account_tokens.consume(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
+        account_tokens.consume_as(VerificationError, PURPOSE, raw)
+    except VerificationError:
         db.session.rollback()
-        raise VerificationError(str(exc)) from exc
+        raise
     account_tokens.revoke(PURPOSE, user=user)
     user.email_verified = True
     user.active = True

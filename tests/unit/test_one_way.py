@@ -23,3 +23,13 @@ def test_users_are_created_in_one_place():
     """accounts.create_user: the CLI, invitations, registration and company sign-up."""
     [place] = calls_of("User")
     assert place.startswith("idp/services/accounts.py:")
+
+
+def test_link_tokens_are_checked_and_used_in_one_place():
+    """account_tokens.peek / peek_id / use / consume: no journey re-implements them."""
+    for path in sorted((PACKAGE / "services").glob("*.py")):
+        if path.name == "account_tokens.py":
+            continue
+        source = path.read_text(encoding="utf-8")
+        for sign in ("update(AccountToken)", "row.expires_at <=", "row.used_at is not None"):
+            assert sign not in source, f"{path.name} checks link tokens itself ({sign})"
