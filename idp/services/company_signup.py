@@ -48,7 +48,6 @@ from idp.services.registration import PURPOSE as VERIFY_PURPOSE
 from idp.services.registration import _email_allowed, is_pending, send_exists_notice
 
 PURPOSE = "company_signup"
-DEFAULT_TTL = 24 * 3600
 LOCALES = ("en", "fr")
 MAX_PERSON_NAME = 100
 
@@ -77,7 +76,7 @@ class Company:
 
 
 def signup_ttl() -> int:
-    return int(current_app.config.get("IDP_SIGNUP_TTL", DEFAULT_TTL))
+    return current_app.config["IDP_SIGNUP_TTL"]
 
 
 def password_policy() -> PasswordPolicy:

@@ -27,9 +27,7 @@ from idp.services import account_tokens, accounts, audit, email_address, registr
 from idp.services.links import external_url
 
 PURPOSE = "email_change"
-DEFAULT_TTL = 24 * 3600
 EMAIL_WINDOW = 3600
-DEFAULT_EMAIL_LIMIT = 5
 
 
 class EmailChangeError(ValueError):
@@ -49,7 +47,7 @@ class AddressTaken(ChangeLinkError):
 
 
 def change_ttl() -> int:
-    return int(current_app.config.get("IDP_EMAIL_CHANGE_TTL", DEFAULT_TTL))
+    return current_app.config["IDP_EMAIL_CHANGE_TTL"]
 
 
 def _tenant_of(user: User):
@@ -67,7 +65,7 @@ def request_change(user: User, new_email: str | None, *, ip: str | None = None,
         raise EmailChangeError({"new_email": exc.reason}) from exc
     if normalized == user.email:
         raise EmailChangeError({"new_email": "same"})
-    limit = int(current_app.config.get("IDP_EMAIL_CHANGE_LIMIT", DEFAULT_EMAIL_LIMIT))
+    limit = current_app.config["IDP_EMAIL_CHANGE_LIMIT"]
     key = f"email-change:{user.id}:" + hashlib.sha256(normalized.encode()).hexdigest()[:16]
     if not accounts._counter(counter).hit(key, limit, EMAIL_WINDOW).allowed:
         db.session.rollback()

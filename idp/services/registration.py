@@ -51,8 +51,6 @@ from idp.services.password_policy import MAX_LENGTH, PasswordPolicy, violations
 
 PURPOSE = "verify_email"
 EMAIL_WINDOW = 3600
-DEFAULT_VERIFY_TTL = 24 * 3600
-DEFAULT_EMAIL_LIMIT = 5
 
 
 class RegistrationClosed(Exception):
@@ -78,7 +76,7 @@ class TooManyAttempts(Exception):
 
 
 def verify_ttl() -> int:
-    return int(current_app.config.get("IDP_VERIFY_TTL", DEFAULT_VERIFY_TTL))
+    return current_app.config["IDP_VERIFY_TTL"]
 
 
 def is_pending(user: User) -> bool:
@@ -121,7 +119,7 @@ def check_form(tenant: Tenant, email: str | None, password: str | None,
 def _email_allowed(email: str, counter=None) -> bool:
     """Count one email to this address; False past the hourly limit. The count is kept in
     the counter's own transaction (it survives a rollback of the caller's)."""
-    limit = int(current_app.config.get("IDP_REGISTRATION_EMAIL_LIMIT", DEFAULT_EMAIL_LIMIT))
+    limit = current_app.config["IDP_REGISTRATION_EMAIL_LIMIT"]
     key = "register-mail:" + hashlib.sha256(email.encode()).hexdigest()[:32]
     return accounts._counter(counter).hit(key, limit, EMAIL_WINDOW).allowed
 

@@ -177,7 +177,7 @@ def counter_for(app) -> Counter:
     """The counter backend of this app (Redis if configured), created once."""
     existing = app.extensions.get("idp_counter")
     if existing is None:
-        url = app.config.get("IDP_REDIS_URL")
+        url = app.config["IDP_REDIS_URL"]
         existing = RedisCounter(url) if url else DatabaseCounter()
         app.extensions["idp_counter"] = existing
     return existing
