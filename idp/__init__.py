@@ -143,12 +143,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(flows_bp)
 
-    from idp.flows import throttling
-    from idp.flows.invitation import bp as invitation_bp
-    from idp.flows.recovery import bp as recovery_bp
+    from idp.flows import invitation_views, recovery_views, throttling
 
-    app.register_blueprint(invitation_bp)
-    app.register_blueprint(recovery_bp)
+    app.register_blueprint(invitation_views.bp)
+    app.register_blueprint(recovery_views.bp)
 
     from idp.account.views import bp as account_bp
     from idp.flows import company_signup_views, registration_views

@@ -108,3 +108,4 @@ def test_deferred_handlers_are_registered_by_the_app(app):
 
     assert {"account_locked_notice", "password_reset_request"} <= set(deferred._HANDLERS)
 
+
