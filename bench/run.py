@@ -95,10 +95,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--half-close", action="store_true",
                         help="diagnostic: load clients send FIN right after each request, so "
                              "gunicorn's lingering close does not wait for them")
-    parser.add_argument("--whatif", default="",
-                        help="serve bench/whatif_wsgi.py with these candidate optimisations "
-                             "('all' or names from bench/whatif.py) instead of `idp serve`: "
-                             "an A/B diagnostic, never written to docs/performance.md")
     parser.add_argument("--no-profile", action="store_true",
                         help="skip the in-process profile of the token endpoint")
     parser.add_argument("--output", default=None,
@@ -198,12 +194,6 @@ class Server:
     def start(self) -> None:
         command = [str(VENV_BIN / "idp"), "serve", "--workers", str(self.workers),
                    "--host", "127.0.0.1", "--port", str(self.port)]
-        if self.env.get("IDP_BENCH_WHATIF"):
-            # The same gunicorn settings as `idp serve`, on the patched app.
-            command = [str(VENV_BIN / "python"), "-m", "gunicorn", "--workers",
-                       str(self.workers), "--bind", f"127.0.0.1:{self.port}",
-                       "--access-logfile", "-", "--graceful-timeout", "10",
-                       "--pythonpath", str(BENCH), "whatif_wsgi:app"]
         self.command = command
         with open(self.logfile, "ab") as out:
             self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out,
@@ -406,8 +396,7 @@ def run_server(env: dict, args, workers: int, port: int, creds: dict, duration: 
     server = Server(env, workers, port, logdir / f"server-{workers}w.log")
     if env["IDP_DATABASE_URL"].startswith("postgresql"):
         server.database = PostgresBackends(env["IDP_DATABASE_URL"])
-    what = f"whatif_wsgi ({args.whatif})" if args.whatif else "`idp serve`"
-    log(f"starting {what} with {workers} worker(s) on 127.0.0.1:{port}")
+    log(f"starting `idp serve` with {workers} worker(s) on 127.0.0.1:{port}")
     try:
         server.start()
         log(f"ready; pids {server.pids()}")
@@ -505,8 +494,6 @@ def main() -> int:
             # All load comes from 127.0.0.1: lift the per-IP login limit (the counting stays).
             "IDP_LOGIN_IP_LIMIT": "1000000000",
         })
-        if args.whatif:
-            env["IDP_BENCH_WHATIF"] = args.whatif
         if db_url:
             database = reset_postgres(db_url)
             backend = "postgresql"
@@ -548,8 +535,6 @@ def main() -> int:
             command += f" --single-worker-duration {runs[1][1]:g}"
         if args.half_close:
             command += " --half-close"
-        if args.whatif:
-            command += f" --whatif {args.whatif}"
         record = {
             "backend": backend,
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -565,8 +550,7 @@ def main() -> int:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         (RESULTS / f"{stamp}-{backend}.json").write_text(json.dumps(record, indent=2))
         complete = (args.scenarios == SCENARIOS and profile is not None
-                    and (len(runs) > 1 or args.workers == 1) and not args.half_close
-                    and not args.whatif)
+                    and (len(runs) > 1 or args.workers == 1) and not args.half_close)
         records = {}
         if complete:
             (RESULTS / f"latest-{backend}.json").write_text(json.dumps(record, indent=2))

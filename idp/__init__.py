@@ -132,7 +132,7 @@ def create_app(config: dict | None = None) -> Flask:
     observability.init_app(app)
     mail.init_app(app)
 
-    from idp.flows.views import bp as flows_bp
+    from idp.flows.signin_views import bp as flows_bp
     from idp.oauth.authorize import bp as authorize_bp
     from idp.oauth.endpoints import bp as oauth_bp
     from idp.oauth.logout import bp as logout_bp
@@ -143,12 +143,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(flows_bp)
 
-    from idp.flows import throttling
-    from idp.flows.invitation import bp as invitation_bp
-    from idp.flows.recovery import bp as recovery_bp
+    from idp.flows import invitation_views, recovery_views, throttling
 
-    app.register_blueprint(invitation_bp)
-    app.register_blueprint(recovery_bp)
+    app.register_blueprint(invitation_views.bp)
+    app.register_blueprint(recovery_views.bp)
 
     from idp.account.views import bp as account_bp
     from idp.flows import company_signup_views, registration_views
@@ -158,7 +156,10 @@ def create_app(config: dict | None = None) -> Flask:
     registration_views.init_app(app)  # link lifetimes, per-IP limits of the sign-up POSTs
     throttling.init_app(app)  # per-IP limits on the password and mail POSTs
 
-    from idp.services import deferred
+    from idp.services import (
+        deferred,
+        recovery,  # noqa: F401 - registers its deferred handlers
+    )
 
     deferred.init_app(app)  # work run after the response (lock and reset emails)
 

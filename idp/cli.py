@@ -343,7 +343,6 @@ def main() -> None:
     """Entry point of the ``idp`` console script."""
     from flask.cli import ScriptInfo
 
-    from idp import create_app
-
     require_schema(idp_group)
-    idp_group.main(prog_name="idp", obj=ScriptInfo(create_app=create_app))
+    # The factory named as `flask --app` names it: the app imports this module, not back.
+    idp_group.main(prog_name="idp", obj=ScriptInfo(app_import_path="idp:create_app"))

@@ -1,7 +1,9 @@
 """Settings, all read from ``IDP_*`` environment variables with safe defaults.
 
 Everything a deployment changes lives here so the rest of the code reads one
-``current_app.config`` and tests can pass overrides to ``create_app``.
+``current_app.config`` and tests can pass overrides to ``create_app``. Each
+default is written once, here: code reads ``current_app.config["IDP_..."]``,
+never ``.get(key, default)``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ def _env(name: str, default: str | None = None) -> str | None:
 def _env_int(name: str, default: int) -> int:
     value = _env(name)
     return int(value) if value is not None else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = _env(name)
+    return float(value) if value is not None else default
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -91,10 +98,19 @@ def load_config() -> dict:
         "IDP_REFRESH_ABSOLUTE_TTL": _env_int("REFRESH_ABSOLUTE_TTL", 365 * 24 * 3600),
         "IDP_SESSION_TTL": _env_int("SESSION_TTL", 12 * 3600),
         "IDP_FLOW_TTL": _env_int("FLOW_TTL", 30 * 60),
-        "IDP_BACKCHANNEL_TIMEOUT": float(_env("BACKCHANNEL_TIMEOUT", "3") or 3),
+        "IDP_BACKCHANNEL_TIMEOUT": _env_float("BACKCHANNEL_TIMEOUT", 3.0),
         # Account lifecycle links (seconds): invitation (welcome email) and password reset.
         "IDP_INVITE_TTL": _env_int("INVITE_TTL", 72 * 3600),
         "IDP_RESET_TTL": _env_int("RESET_TTL", 3600),
+        # Sign-up links (seconds): registration confirmation, company sign-up, email change.
+        "IDP_VERIFY_TTL": _env_int("VERIFY_TTL", 24 * 3600),
+        "IDP_SIGNUP_TTL": _env_int("SIGNUP_TTL", 24 * 3600),
+        "IDP_EMAIL_CHANGE_TTL": _env_int("EMAIL_CHANGE_TTL", 24 * 3600),
+        # Emails per address per hour from registration / sign-up / email change; more get none.
+        "IDP_REGISTRATION_EMAIL_LIMIT": _env_int("REGISTRATION_EMAIL_LIMIT", 5),
+        "IDP_EMAIL_CHANGE_LIMIT": _env_int("EMAIL_CHANGE_LIMIT", 5),
+        # Changing the email address needs a login (or the password typed again) this recent.
+        "IDP_STEP_UP_MAX_AGE": _env_int("STEP_UP_MAX_AGE", 600),
         # Lockout: failed logins per account, counted across IPs in a sliding window (s);
         # a tenant may lower the threshold (Tenant.settings["lockout_threshold"]). A lock
         # lasts IDP_LOCKOUT_DURATION, each further lock in a row twice as long, at most
@@ -111,6 +127,9 @@ def load_config() -> dict:
         "IDP_FORGOT_IP_WINDOW": _env_int("FORGOT_IP_WINDOW", 900),
         "IDP_LINK_IP_LIMIT": _env_int("LINK_IP_LIMIT", 20),
         "IDP_LINK_IP_WINDOW": _env_int("LINK_IP_WINDOW", 900),
+        # The sign-up POSTs (register, resend, company sign-up).
+        "IDP_REGISTER_IP_LIMIT": _env_int("REGISTER_IP_LIMIT", 20),
+        "IDP_REGISTER_IP_WINDOW": _env_int("REGISTER_IP_WINDOW", 900),
         # Reset emails per address per hour; more requests get the same answer, no email.
         "IDP_FORGOT_EMAIL_LIMIT": _env_int("FORGOT_EMAIL_LIMIT", 5),
         # The emailed sign-in code (factors/email_code.py): lifetime (s), wrong tries before
@@ -127,6 +146,23 @@ def load_config() -> dict:
         # /metrics answers only `Authorization: Bearer <this>`; unset: 404 (off).
         "IDP_METRICS_TOKEN": _env("METRICS_TOKEN"),
         "IDP_ENABLE_MAIL_WORKER": _env_bool("MAIL_WORKER", True),
+        # Mail delivery. A PEM file of CA certificates to trust for STARTTLS / smtps (else the
+        # system store); the SMTP timeout (s).
+        "IDP_SMTP_CA_FILE": _env("SMTP_CA_FILE"),
+        "IDP_SMTP_TIMEOUT": _env_float("SMTP_TIMEOUT", 20.0),
+        # Retries: exponential backoff from BASE seconds, capped at MAX, then give up.
+        "IDP_MAIL_MAX_ATTEMPTS": _env_int("MAIL_MAX_ATTEMPTS", 30),
+        "IDP_MAIL_RETRY_BASE": _env_int("MAIL_RETRY_BASE", 30),
+        "IDP_MAIL_RETRY_MAX": _env_int("MAIL_RETRY_MAX", 3600),
+        # A claimed message belongs to its worker this long; then another worker may retry it.
+        "IDP_MAIL_LEASE": _env_int("MAIL_LEASE", 600),
+        "IDP_MAIL_BATCH": _env_int("MAIL_BATCH", 10),
+        "IDP_MAIL_POLL_INTERVAL": _env_float("MAIL_POLL_INTERVAL", 5.0),
+        # Sent and console messages are deleted after this many days (0 keeps them).
+        "IDP_MAIL_RETENTION_DAYS": _env_int("MAIL_RETENTION_DAYS", 30),
+        # Branding fallbacks when a tenant sets none (Tenant.settings wins).
+        "IDP_SUPPORT_EMAIL": _env("SUPPORT_EMAIL"),
+        "IDP_MAIL_LOGO_URL": _env("MAIL_LOGO_URL"),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_TRANSLATION_DIRECTORIES": str(RESOURCE_DIR / "translations"),
         "IDP_LOCALES": ["en", "fr"],

@@ -29,7 +29,6 @@ from idp.services import accounts, email_address, email_change
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 LOCALES = {"en": "English", "fr": "Français"}
-DEFAULT_STEP_UP = 600
 
 
 @bp.after_request
@@ -47,7 +46,7 @@ def _login_required():
 def recent_login(now: int | None = None) -> bool:
     """Did this session authenticate (or re-enter the password) within the step-up window?"""
     now = now or int(time.time())
-    window = int(current_app.config.get("IDP_STEP_UP_MAX_AGE", DEFAULT_STEP_UP))
+    window = current_app.config["IDP_STEP_UP_MAX_AGE"]
     last = max(int(session.get("auth_time") or 0), int(session.get("reauth_at") or 0))
     return now - last <= window
 

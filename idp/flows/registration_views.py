@@ -88,7 +88,7 @@ def _headers(response: Response) -> Response:
 @bp.route("/t/<slug>/login", methods=["GET", "POST"])
 def tenant_login(slug: str):
     _tenant_or_404(slug)
-    from idp.flows.views import login
+    from idp.flows.signin_views import login
 
     return login()  # the one login view; the branding comes from the context above
 
@@ -224,29 +224,10 @@ def verify():
 
 # ----------------------------------------------------------------------------- setup
 
-SETTINGS = {
-    # Link lifetimes (seconds): registration confirmation, company sign-up, email change.
-    "IDP_VERIFY_TTL": 24 * 3600,
-    "IDP_SIGNUP_TTL": 24 * 3600,
-    "IDP_EMAIL_CHANGE_TTL": 24 * 3600,
-    # Emails per address per hour from registration / sign-up / email change; more get none.
-    "IDP_REGISTRATION_EMAIL_LIMIT": 5,
-    "IDP_EMAIL_CHANGE_LIMIT": 5,
-    # Per-IP limit on the sign-up POSTs (register, resend, company sign-up).
-    "IDP_REGISTER_IP_LIMIT": 20,
-    "IDP_REGISTER_IP_WINDOW": 900,
-    # Changing the email address needs a login (or the password typed again) this recent.
-    "IDP_STEP_UP_MAX_AGE": 600,
-}
-
-
 def init_app(app) -> None:
-    """Settings defaults (IDP_* environment variables win) and the per-IP limits of our POSTs."""
-    from idp.config import _env_int
+    """The per-IP limits of our POSTs (their settings live in idp/config.py)."""
     from idp.flows import throttling
 
-    for key, default in SETTINGS.items():
-        app.config.setdefault(key, _env_int(key.removeprefix("IDP_"), default))
     login = ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW")
     signup = ("register", "IDP_REGISTER_IP_LIMIT", "IDP_REGISTER_IP_WINDOW")
     link = ("link", "IDP_LINK_IP_LIMIT", "IDP_LINK_IP_WINDOW")

@@ -22,9 +22,7 @@ __all__ = ["KINDS", "MailError", "enqueue", "enqueue_message", "init_app", "rend
 
 
 def init_app(app: Flask) -> None:
-    """Mail defaults, and the in-process delivery worker unless disabled or testing."""
-    from idp.mail.settings import apply_defaults
+    """The in-process delivery worker unless disabled or testing (settings: idp/config.py)."""
     from idp.mail.worker import install
 
-    apply_defaults(app)
     install(app)

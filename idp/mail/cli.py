@@ -122,10 +122,9 @@ def requeue_command(message_ids: tuple[int, ...], statuses: tuple[str, ...]) -> 
 def purge_command(older_than_days: int | None) -> None:
     """Delete sent and console messages older than the retention period."""
     from idp.mail.outbox import purge
-    from idp.mail.settings import setting
 
     days = older_than_days if older_than_days is not None else \
-        int(setting(current_app.config, "IDP_MAIL_RETENTION_DAYS"))
+        int(current_app.config["IDP_MAIL_RETENTION_DAYS"])
     click.echo(f"deleted {purge(days)} message(s)")
 
 

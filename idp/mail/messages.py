@@ -94,7 +94,7 @@ class RenderedMessage:
 def resolve_locale(locale: str | None) -> str:
     """The recipient's language if supported, else the request's, else the default."""
     config = current_app.config
-    supported = list(config.get("IDP_LOCALES") or ["en"])
+    supported = list(config["IDP_LOCALES"])
     if locale:
         language = str(locale).replace("_", "-").split("-")[0].lower()
         if language in supported:
@@ -108,7 +108,7 @@ def resolve_locale(locale: str | None) -> str:
             current = ""
         if current.split("_")[0] in supported:
             return current.split("_")[0]
-    default = config.get("BABEL_DEFAULT_LOCALE", "en")
+    default = config["BABEL_DEFAULT_LOCALE"]
     return default if default in supported else supported[0]
 
 
@@ -125,8 +125,8 @@ def branding(tenant=None) -> dict:
     config = current_app.config
     settings = (getattr(tenant, "settings", None) or {}) if tenant is not None else {}
     name = clean_text(settings.get("brand_name") or getattr(tenant, "name", None)
-                      or config.get("IDP_BRAND_NAME") or "Identity", 120)
-    support = settings.get("support_email") or config.get("IDP_SUPPORT_EMAIL")
+                      or config["IDP_BRAND_NAME"], 120)
+    support = settings.get("support_email") or config["IDP_SUPPORT_EMAIL"]
     try:
         support = validate_address(support) if support else None
     except MailError:
@@ -135,7 +135,7 @@ def branding(tenant=None) -> dict:
     color = settings.get("brand_color") or ""
     return {
         "brand": name or "Identity",
-        "logo_url": _http_url(settings.get("logo_url") or config.get("IDP_MAIL_LOGO_URL")),
+        "logo_url": _http_url(settings.get("logo_url") or config["IDP_MAIL_LOGO_URL"]),
         "support_email": support,
         "brand_color": color if _COLOR.match(color) else DEFAULT_COLOR,
     }
@@ -246,8 +246,7 @@ def enqueue_message(kind: str, to: str, *, locale: str | None, tenant=None,
     to = validate_address(to)
     rendered = render_message(kind, to=to, locale=locale, tenant=tenant, bilingual=bilingual,
                               **context)
-    from_name, from_addr = parse_mailbox(current_app.config.get("IDP_MAIL_FROM")
-                                         or "no-reply@localhost")
+    from_name, from_addr = parse_mailbox(current_app.config["IDP_MAIL_FROM"])
     brand = branding(tenant)
     headers = {
         "from_name": brand["brand"] if tenant is not None else (from_name or brand["brand"]),
@@ -269,7 +268,7 @@ def build_mime(message, config) -> tuple[EmailMessage, str, list[str]]:
     edited in the database, still cannot smuggle a header in.
     """
     headers = dict(message.headers or {})
-    default_name, default_addr = parse_mailbox(config.get("IDP_MAIL_FROM") or "no-reply@localhost")
+    default_name, default_addr = parse_mailbox(config["IDP_MAIL_FROM"])
     from_addr = validate_address(headers.get("from_addr") or default_addr, dotted_domain=False)
     to = validate_address(message.to_address)
     mime = EmailMessage(policy=SMTP)

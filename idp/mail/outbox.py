@@ -31,7 +31,6 @@ from sqlalchemy import and_, delete, or_, select, update
 
 from idp.extensions import db
 from idp.mail.headers import MailError, clean_text, validate_address
-from idp.mail.settings import setting
 from idp.models._types import now as _now
 from idp.models.mail import OutboxMessage
 
@@ -106,7 +105,7 @@ def claim_due(batch: int = 10, *, worker: str | None = None, lease: int | None =
     Uses (and commits) ``db.session``: call it from the worker's own app context.
     """
     moment = _now() if now is None else now
-    lease = int(lease if lease is not None else setting(current_app.config, "IDP_MAIL_LEASE"))
+    lease = int(lease if lease is not None else current_app.config["IDP_MAIL_LEASE"])
     token = f"{(worker or worker_name())[:80]}:{uuid.uuid4().hex[:12]}"
     order = (OutboxMessage.next_attempt_at, OutboxMessage.id)
     values = {"status": "sending", "claimed_by": token, "locked_until": moment + lease,
@@ -169,11 +168,11 @@ def mark_retry(message: ClaimedMessage, error: str, *, permanent: bool = False) 
     """Schedule the next attempt, or give up. Returns the new status (queued or failed)."""
     config = current_app.config
     error = (error or "unknown error")[:MAX_ERROR_LENGTH]
-    if permanent or message.attempts >= int(setting(config, "IDP_MAIL_MAX_ATTEMPTS")):
+    if permanent or message.attempts >= int(config["IDP_MAIL_MAX_ATTEMPTS"]):
         _finish(message, status="failed", last_error=error)
         return "failed"
-    delay = retry_delay(message.attempts, int(setting(config, "IDP_MAIL_RETRY_BASE")),
-                        int(setting(config, "IDP_MAIL_RETRY_MAX")))
+    delay = retry_delay(message.attempts, int(config["IDP_MAIL_RETRY_BASE"]),
+                        int(config["IDP_MAIL_RETRY_MAX"]))
     _finish(message, status="queued", next_attempt_at=_now() + delay, last_error=error)
     return "queued"
 

@@ -24,8 +24,6 @@ from email.message import EmailMessage
 from typing import TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from idp.mail.settings import setting
-
 SCHEMES = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587),
            "smtps": ("tls", 465), "smtp+ssl": ("tls", 465)}
 TRUE = {"1", "true", "yes", "on"}
@@ -193,8 +191,8 @@ class ConsoleTransport:
 
 
 def transport_from_config(config) -> SMTPTransport | ConsoleTransport:
-    url = config.get("IDP_SMTP_URL")
+    url = config["IDP_SMTP_URL"]
     if not url:
         return ConsoleTransport()
-    return SMTPTransport(parse_smtp_url(url, timeout=float(setting(config, "IDP_SMTP_TIMEOUT")),
-                                        ca_file=setting(config, "IDP_SMTP_CA_FILE")))
+    return SMTPTransport(parse_smtp_url(url, timeout=float(config["IDP_SMTP_TIMEOUT"]),
+                                        ca_file=config["IDP_SMTP_CA_FILE"]))

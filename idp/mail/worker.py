@@ -35,7 +35,6 @@ from idp.mail.outbox import (
     purge,
     worker_name,
 )
-from idp.mail.settings import setting
 from idp.mail.transport import DeliveryError, classify, transport_from_config
 
 logger = logging.getLogger("idp.mail")
@@ -77,7 +76,7 @@ def deliver_due(*, transport=None, batch: int | None = None, worker: str | None 
     """
     config = current_app.config
     transport = transport if transport is not None else transport_from_config(config)
-    batch = int(batch or setting(config, "IDP_MAIL_BATCH"))
+    batch = int(batch or config["IDP_MAIL_BATCH"])
     result = PassResult()
     claimed = claim_due(batch, worker=worker, now=now)
     result.claimed = len(claimed)
@@ -138,7 +137,7 @@ class MailWorker:
         self.transport = transport
         self.batch = batch
         self.interval = float(interval if interval is not None
-                              else setting(app.config, "IDP_MAIL_POLL_INTERVAL"))
+                              else app.config["IDP_MAIL_POLL_INTERVAL"])
         self.name = name or worker_name()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -159,7 +158,7 @@ class MailWorker:
                                now=now)
 
     def _purge(self) -> None:
-        days = int(setting(self.app.config, "IDP_MAIL_RETENTION_DAYS"))
+        days = int(self.app.config["IDP_MAIL_RETENTION_DAYS"])
         if days <= 0 or time.monotonic() - self._last_purge < PURGE_EVERY:
             return
         self._last_purge = time.monotonic()
@@ -183,8 +182,7 @@ class MailWorker:
             busy = False
             try:
                 result = self.run_once()
-                busy = result.claimed >= int(self.batch or setting(self.app.config,
-                                                                   "IDP_MAIL_BATCH"))
+                busy = result.claimed >= int(self.batch or self.app.config["IDP_MAIL_BATCH"])
                 self._purge()
                 self._last_error = None
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything
@@ -220,7 +218,7 @@ def install(app: Flask) -> None:
     first request; a script that merely builds the app never does.
     """
     app.extensions["idp_mail_worker"] = None
-    if not app.config.get("IDP_ENABLE_MAIL_WORKER", True) or app.config.get("TESTING"):
+    if not app.config["IDP_ENABLE_MAIL_WORKER"] or app.config.get("TESTING"):
         return
     lock = threading.Lock()
     state: dict = {"pid": None}

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import select
 
 from idp.extensions import db
 from idp.flows.authorization import ACR_VALUES
-from idp.models import Grant, User
-from idp.oauth.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES, user_claims
+from idp.oauth.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from idp.oauth.grants import CLIENT_AUTH_METHODS
 from idp.oauth.server import authorization_server
 from idp.services import tokens
@@ -156,17 +152,9 @@ def userinfo():
     found = tokens.active_access_token(_keys(), _issuer(), access_token)
     if found is None:
         return _bearer_error("invalid_token", 401, "The access token is invalid or expired.")
-    claims, row = found
-    scopes = claims.get("scope", "").split()
-    if row.user_id is None or "openid" not in scopes:
+    body = tokens.userinfo(*found)
+    if body is None:
         return _bearer_error("insufficient_scope", 403, "The token does not allow userinfo.")
-    user = db.session.get(User, row.user_id)
-    requested = None
-    if row.grant_id:
-        grant_claims = db.session.scalar(select(Grant.claims).where(Grant.id == row.grant_id))
-        requested = (grant_claims or {}).get("userinfo")
-    body = user_claims(user, claims.get("scope", ""), requested)
-    body.update({k: claims[k] for k in ("org_id", "org_slug", "org_role") if k in claims})
     return jsonify(body), 200, NO_STORE
 
 
@@ -176,34 +164,6 @@ def _authenticate_client(endpoint: str):
     methods = CLIENT_AUTH_METHODS if endpoint == "revocation" else [
         m for m in CLIENT_AUTH_METHODS if m != "none"]
     return server.authenticate_client(oauth_request, methods, endpoint)
-
-
-def _find_token(value: str, hint: str | None):
-    """A token row by refresh value or by access-token jti, owned by nobody in particular.
-
-    The hint only orders the search: a token not found as the hinted type is looked
-    up as the other (RFC 7009 2.1, RFC 7662 2.1)."""
-    if not isinstance(value, str) or not value or len(value) > 8192:
-        return None, None
-
-    def as_refresh():
-        row = tokens.find_refresh_token(value)
-        return (row, "refresh_token") if row is not None else None
-
-    def as_access():
-        claims = tokens.decode_access_token(_keys(), _issuer(), value)
-        if claims and isinstance(claims.get("jti"), str):
-            row = db.session.scalar(select(tokens.Token).where(tokens.Token.jti == claims["jti"]))
-            if row is not None:
-                return row, "access_token"
-        return None
-
-    order = (as_access, as_refresh) if hint == "access_token" else (as_refresh, as_access)
-    for lookup in order:
-        found = lookup()
-        if found is not None:
-            return found
-    return None, None
 
 
 def _oauth_error(error: OAuth2Error):
@@ -226,12 +186,8 @@ def revoke():
     if not value:
         return jsonify({"error": "invalid_request",
                         "error_description": "Missing 'token'."}), 400, NO_STORE
-    row, kind = _find_token(value, request.form.get("token_type_hint"))
-    if row is not None and row.client_id == client.client_id:
-        if kind == "refresh_token" and row.grant_id is not None:
-            tokens.revoke_grant(row.grant_id)
-        row.revoked_at = row.revoked_at or int(time.time())
-        db.session.commit()
+    tokens.revoke_for_client(_keys(), _issuer(), client.client_id, value,
+                             request.form.get("token_type_hint"))
     return Response("", 200, NO_STORE)
 
 
@@ -248,25 +204,6 @@ def introspect():
     if not value:
         return jsonify({"error": "invalid_request",
                         "error_description": "Missing 'token'."}), 400, NO_STORE
-    row, kind = _find_token(value, request.form.get("token_type_hint"))
-    inactive = (jsonify({"active": False}), 200, NO_STORE)
-    if row is None or row.client_id != client.client_id:
-        return inactive
-    if kind == "refresh_token":
-        if not tokens.refresh_token_active(row) or not tokens.user_active(row.user_id):
-            return inactive
-        exp = row.refresh_expires_at
-    else:
-        # _find_token verified the signature and expiry; only the stored side is left.
-        if not tokens.access_row_active(row):
-            return inactive
-        exp = row.access_expires_at
-    body = {"active": True, "client_id": row.client_id, "scope": row.scope,
-            "token_type": "Bearer" if kind == "access_token" else "refresh_token",
-            "exp": exp, "iat": row.issued_at, "iss": _issuer()}
-    if row.user_id is not None:
-        body["sub"] = db.session.scalar(select(User.sub).where(User.id == row.user_id))
-    if kind == "access_token":
-        body["jti"] = row.jti
-    body.update(tokens.org_claims(tokens.org_context(row.user_id, row.tenant_id)))
+    body = tokens.introspect_for_client(_keys(), _issuer(), client.client_id, value,
+                                        request.form.get("token_type_hint"))
     return jsonify(body), 200, NO_STORE

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import or_, select, update
 
@@ -71,11 +73,8 @@ def issue(purpose: str, *, ttl: int, user=None, email: str | None = None, tenant
     return raw, row
 
 
-def peek(purpose: str, raw: str | None) -> AccountToken:
-    """The live token behind a link, without using it (to render the page)."""
-    if not raw or not isinstance(raw, str) or len(raw) > MAX_TOKEN_LENGTH:
-        raise LinkError("malformed")
-    row = db.session.scalar(select(AccountToken).where(AccountToken.token_hash == digest(raw)))
+def _live(row: AccountToken | None, purpose: str) -> AccountToken:
+    """The one check of a link: its purpose, never used (nor superseded), not expired."""
     if row is None or row.purpose != purpose or row.used_at is not None:
         raise LinkError("unknown or used")
     if row.expires_at <= int(time.time()):
@@ -83,20 +82,53 @@ def peek(purpose: str, raw: str | None) -> AccountToken:
     return row
 
 
-def peek_as(error: type[LinkError], purpose: str, raw: str | None) -> AccountToken:
-    """``peek``, with link problems raised as the journey's own LinkError subclass."""
+def peek(purpose: str, raw: str | None) -> AccountToken:
+    """The live token behind a link, without using it (to render the page)."""
+    if not raw or not isinstance(raw, str) or len(raw) > MAX_TOKEN_LENGTH:
+        raise LinkError("malformed")
+    return _live(db.session.scalar(select(AccountToken).where(
+        AccountToken.token_hash == digest(raw))), purpose)
+
+
+def peek_id(purpose: str, token_id: int) -> AccountToken:
+    """The live token of this id (a flow in progress keeps the row's id, not the link)."""
+    return _live(db.session.get(AccountToken, token_id), purpose)
+
+
+@contextmanager
+def raised_as(error: type[LinkError]) -> Iterator[None]:
+    """Link problems inside the block are raised as the journey's own LinkError subclass."""
     try:
-        return peek(purpose, raw)
+        yield
     except LinkError as exc:
+        if isinstance(exc, error):
+            raise
         raise error(str(exc), expired=exc.expired) from exc
 
 
-def consume(purpose: str, raw: str | None) -> AccountToken:
-    """Use the link once; the caller commits together with what the link does."""
-    row = peek(purpose, raw)
+def peek_as(error: type[LinkError], purpose: str, raw: str | None) -> AccountToken:
+    """``peek``, with link problems raised as the journey's own LinkError subclass."""
+    with raised_as(error):
+        return peek(purpose, raw)
+
+
+def use(row: AccountToken) -> AccountToken:
+    """Mark a live token used, once: a conditional UPDATE, so two tabs cannot both use it.
+    The caller commits together with what the link does."""
     used = db.session.execute(
         update(AccountToken).where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
         .values(used_at=int(time.time()))).rowcount
     if used != 1:
         raise LinkError("used concurrently")
     return row
+
+
+def consume(purpose: str, raw: str | None) -> AccountToken:
+    """Use the link once; the caller commits together with what the link does."""
+    return use(peek(purpose, raw))
+
+
+def consume_as(error: type[LinkError], purpose: str, raw: str | None) -> AccountToken:
+    """``consume``, with link problems raised as the journey's own LinkError subclass."""
+    with raised_as(error):
+        return consume(purpose, raw)

@@ -25,14 +25,19 @@ from idp.extensions import db
 from idp.factors.password import hash_password, needs_rehash, verify_password
 from idp.models import Membership, Tenant, User
 from idp.models.accounts import ROLES
+from idp.services import audit, deferred, email_address
+from idp.services.links import external_url
 from idp.services.password_policy import PasswordPolicy, violations
 
-MAX_EMAIL_LENGTH = 254
 LOCKOUT_THRESHOLD_RANGE = (3, 100)
 
 
 class AccountError(ValueError):
     pass
+
+
+class DuplicateEmail(AccountError):
+    """The address already has an account (one account per address)."""
 
 
 class WeakPassword(AccountError):
@@ -56,21 +61,19 @@ class InvalidCredentials(Exception):
 
 def normalize_email(email: str) -> str:
     """The stored form (IDNA domains in ASCII); malformed input is only trimmed and lowered,
-    so a lookup of it finds nothing but costs the same."""
-    from idp.services.email_address import InvalidEmail, normalize
-
+    so a lookup of it finds nothing."""
     try:
-        return normalize(email)
-    except InvalidEmail:
+        return email_address.normalize(email)
+    except email_address.InvalidEmail:
         return (email or "").strip().lower()
 
 
-def is_plausible_email(email: str) -> bool:
-    if not email or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
-        return False
-    local, sep, domain = email.rpartition("@")
-    return bool(sep and local and "." in domain and not domain.startswith(".")
-                and not domain.endswith(".") and "@" not in local)
+def valid_email(email: str | None) -> str:
+    """The stored form of an address for a new account or membership, else AccountError."""
+    try:
+        return email_address.normalize(email)
+    except email_address.InvalidEmail as exc:
+        raise AccountError("invalid email address") from exc
 
 
 def get_by_email(email: str) -> User | None:
@@ -80,19 +83,27 @@ def get_by_email(email: str) -> User | None:
 def create_user(email: str, password: str | None = None, *, tenant: Tenant | None = None,
                 role: str = "member", email_verified: bool = True, active: bool = True,
                 given_name: str | None = None, family_name: str | None = None,
-                locale: str | None = None) -> User:
-    email = normalize_email(email)
-    if not is_plausible_email(email):
-        raise AccountError("invalid email address")
+                locale: str | None = None, password_hash: str | None = None,
+                last_login_at: int | None = None) -> User:
+    """The one way a user is created (CLI, invitations, registration, company sign-up).
+
+    ``password`` is hashed here; ``password_hash`` is one hashed already (the
+    journeys hash on every path so their timing says nothing). Raises
+    AccountError (DuplicateEmail for a taken address); a concurrent insert of the
+    same address raises IntegrityError at the flush. Adds to the session; the
+    caller commits.
+    """
+    email = valid_email(email)
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if get_by_email(email):
-        raise AccountError("an account with this email already exists")
-    user = User(email=email, email_verified=email_verified, active=active,
-                given_name=given_name, family_name=family_name, locale=locale)
+        raise DuplicateEmail("an account with this email already exists")
     if password is not None:
-        user.password_hash = hash_password(password)
-        user.password_changed_at = int(time.time())
+        password_hash = hash_password(password)
+    user = User(email=email, email_verified=email_verified, active=active,
+                given_name=given_name, family_name=family_name, locale=locale,
+                password_hash=password_hash, last_login_at=last_login_at,
+                password_changed_at=int(time.time()) if password_hash else None)
     db.session.add(user)
     db.session.flush()
     if tenant is not None:
@@ -126,6 +137,25 @@ def set_password(user: User, password: str, policy: PasswordPolicy | None = None
     user.password_hash = hash_password(password)
     user.password_changed_at = int(time.time())
     unlock(user)
+
+
+def finish_password_change(user: User, event: str, *, ip: str | None = None) -> None:
+    """Everything that follows a new password: sessions and tokens die, audit, notice.
+
+    Adds to the session; the caller commits. Used by the reset, the invitation
+    and the registration journeys.
+    """
+    from idp.mail import enqueue_message
+    from idp.services.sessions import revoke_user_sessions
+    from idp.services.tokens import revoke_user_tokens
+
+    unlock(user)
+    revoke_user_sessions(user.id)
+    revoke_user_tokens(user.id)
+    tenant = next(iter(tenants_of(user)), None)
+    audit.record(event, tenant_id=tenant.id if tenant else None, user_id=user.id, ip=ip)
+    enqueue_message("password_changed", user.email, locale=user.locale, tenant=tenant,
+                    when=int(time.time()), reset_link=external_url("recovery.forgot"))
 
 
 # ----------------------------------------------------------------------------- lockout
@@ -166,7 +196,8 @@ def _counter(counter=None):
 
 
 def clear_failures(user_id: int, counter=None) -> None:
-    """Forget the recent failures (after a success or a reset). Commits (database counter)."""
+    """Forget the recent failures (after a success or a reset): in the counter's own
+    transaction, not the caller's (services/throttle.py)."""
     _counter(counter).reset(failure_key(user_id), current_app.config["IDP_LOCKOUT_WINDOW"])
 
 
@@ -203,8 +234,6 @@ def lock_account(user: User, *, ip: str | None = None, actor_id: int | None = No
     rendering) is built after the response (services/deferred.py), so the
     attempt that locks costs what any failure costs.
     """
-    from idp.services import audit, deferred
-
     now = int(time.time() if now is None else now)
     user.lockouts = (user.lockouts or 0) + 1
     user.locked_at = now
@@ -225,7 +254,7 @@ def authenticate(email: str, password: str, *, ip: str | None = None, counter=No
     """
     now = int(time.time() if now is None else now)
     normalized = normalize_email(email)
-    user = get_by_email(normalized) if is_plausible_email(normalized) else None
+    user = get_by_email(normalized) if email_address.is_valid(normalized) else None
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.active or not user.email_verified \
             or is_locked(user, now):

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
@@ -48,7 +48,6 @@ from idp.services.registration import PURPOSE as VERIFY_PURPOSE
 from idp.services.registration import _email_allowed, is_pending, send_exists_notice
 
 PURPOSE = "company_signup"
-DEFAULT_TTL = 24 * 3600
 LOCALES = ("en", "fr")
 MAX_PERSON_NAME = 100
 
@@ -77,7 +76,7 @@ class Company:
 
 
 def signup_ttl() -> int:
-    return int(current_app.config.get("IDP_SIGNUP_TTL", DEFAULT_TTL))
+    return current_app.config["IDP_SIGNUP_TTL"]
 
 
 def password_policy() -> PasswordPolicy:
@@ -136,12 +135,8 @@ def check_link(raw: str | None) -> AccountToken:
 
 def live_link(token_id: int) -> AccountToken:
     """The link a flow in progress was started from, if still usable."""
-    row = db.session.get(AccountToken, token_id)
-    if row is None or row.purpose != PURPOSE or row.used_at is not None:
-        raise SignupLinkError("unknown or used")
-    if row.expires_at <= int(time.time()):
-        raise SignupLinkError("expired", expired=True)
-    return row
+    with account_tokens.raised_as(SignupLinkError):
+        return account_tokens.peek_id(PURPOSE, token_id)
 
 
 # ----------------------------------------------------------------------------- step 2
@@ -232,7 +227,7 @@ def complete(token_id: int, company: Company, person: dict, password: str, *,
         except (SignupLinkError, EmailTaken):
             db.session.rollback()
             raise
-        except IntegrityError:
+        except (IntegrityError, accounts.DuplicateEmail):
             db.session.rollback()  # a concurrent sign-up took the slug or the address
             if attempt == 2:
                 raise
@@ -247,31 +242,29 @@ def _complete_once(token_id: int, company: Company, person: dict, password_hash:
     if pending is not None and not is_pending(pending):
         raise EmailTaken(email)
     now = int(time.time())
-    used = db.session.execute(
-        update(AccountToken).where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
-        .values(used_at=now)).rowcount
-    if used != 1:
-        raise SignupLinkError("used concurrently")
+    with account_tokens.raised_as(SignupLinkError):
+        account_tokens.use(row)
     account_tokens.revoke(PURPOSE, email=email)  # the address's other sign-up links die
     settings = {**company.as_dict(), "created_via": "company_signup"}
     tenant = Tenant(slug=unique_slug(company.company_name), name=company.company_name,
                     self_registration=False, settings=settings, created_at=now)
+    db.session.add(tenant)
+    db.session.flush()
     fields = dict(email_verified=True, active=True, given_name=person["given_name"],
                   family_name=person["family_name"], locale=person["locale"],
-                  password_hash=password_hash, password_changed_at=now, last_login_at=now)
+                  password_hash=password_hash, last_login_at=now)
     if pending is None:
-        user = User(email=email, **fields)
+        user = accounts.create_user(email, tenant=tenant, role="super_admin", **fields)
     else:
         # A self-registration never confirmed (maybe someone else's): the owner's now.
         user = pending
         for name, value in fields.items():
             setattr(user, name, value)
+        user.password_changed_at = now
         user.locked_at = None
         account_tokens.revoke(VERIFY_PURPOSE, user=user)
         audit.record("pending_registration_taken_over", user_id=user.id, ip=ip)
-    db.session.add_all([tenant, user])
-    db.session.flush()
-    db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="super_admin"))
+        db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="super_admin"))
     audit.record("company_signup", tenant_id=tenant.id, user_id=user.id, ip=ip)
     db.session.flush()
     return user, tenant

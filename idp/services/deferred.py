@@ -14,6 +14,8 @@ are ``STALE_AFTER`` seconds old, so the work (an email) is never lost; a task
 failing ``MAX_ATTEMPTS`` times is dropped and logged.
 
 Handlers register with ``@handler("kind")``; they take the payload (plain JSON).
+This module imports none of them (no import cycle): the app factory imports the
+modules that define handlers (services/recovery.py) before any task runs.
 """
 
 from __future__ import annotations
@@ -43,16 +45,10 @@ def handler(kind: str) -> Callable[[Callable[[dict], None]], Callable[[dict], No
     return register
 
 
-def _handlers() -> dict[str, Callable[[dict], None]]:
-    from idp.services import accounts, recovery  # noqa: F401 - they register handlers
-
-    return _HANDLERS
-
-
 def defer(kind: str, **payload) -> None:
     """Run ``kind`` after the response (in a request), else now. Adds to the session; no commit."""
     if not has_request_context():
-        _handlers()[kind](payload)
+        _HANDLERS[kind](payload)
         return
     task = DeferredTask(kind=kind, payload=payload, created_at=int(time.time()), attempts=0)
     db.session.add(task)
@@ -104,7 +100,7 @@ def _run_one(task_id: int) -> bool:
         if not claimed:  # another process ran it
             db.session.rollback()
             return False
-        _handlers()[kind](payload)
+        _HANDLERS[kind](payload)
         db.session.commit()
         return True
     except Exception:  # noqa: BLE001 - logged; the row stays for a retry

@@ -1,4 +1,9 @@
-"""Email addresses typed by people: one strict normal form for sign-up and email change.
+"""Email addresses typed by people: the one validator and normal form of every address we store.
+
+Every way an account gets an address goes through ``normalize`` (registration,
+company sign-up, invitations, ``accounts.create_user`` and so the CLI, email
+change); lookups use ``accounts.normalize_email`` (the same form, lenient on
+malformed input). ``idp.mail.headers.validate_address`` only guards mail headers.
 
 Decision (see docs/registration.md):
 
@@ -60,6 +65,15 @@ def normalize(raw: str | None) -> str:
     if len(normalized) > MAX_ADDRESS:
         raise InvalidEmail("too_long")
     return normalized
+
+
+def is_valid(raw: str | None) -> bool:
+    """Whether ``normalize`` accepts the address (for a lookup guard; forms want the reason)."""
+    try:
+        normalize(raw)
+    except InvalidEmail:
+        return False
+    return True
 
 
 def _ascii_domain(domain: str) -> str:

@@ -27,9 +27,7 @@ from idp.services import account_tokens, accounts, audit, email_address, registr
 from idp.services.links import external_url
 
 PURPOSE = "email_change"
-DEFAULT_TTL = 24 * 3600
 EMAIL_WINDOW = 3600
-DEFAULT_EMAIL_LIMIT = 5
 
 
 class EmailChangeError(ValueError):
@@ -49,7 +47,7 @@ class AddressTaken(ChangeLinkError):
 
 
 def change_ttl() -> int:
-    return int(current_app.config.get("IDP_EMAIL_CHANGE_TTL", DEFAULT_TTL))
+    return current_app.config["IDP_EMAIL_CHANGE_TTL"]
 
 
 def _tenant_of(user: User):
@@ -67,7 +65,7 @@ def request_change(user: User, new_email: str | None, *, ip: str | None = None,
         raise EmailChangeError({"new_email": exc.reason}) from exc
     if normalized == user.email:
         raise EmailChangeError({"new_email": "same"})
-    limit = int(current_app.config.get("IDP_EMAIL_CHANGE_LIMIT", DEFAULT_EMAIL_LIMIT))
+    limit = current_app.config["IDP_EMAIL_CHANGE_LIMIT"]
     key = f"email-change:{user.id}:" + hashlib.sha256(normalized.encode()).hexdigest()[:16]
     if not accounts._counter(counter).hit(key, limit, EMAIL_WINDOW).allowed:
         db.session.rollback()
@@ -90,10 +88,7 @@ def request_change(user: User, new_email: str | None, *, ip: str | None = None,
 
 
 def check_link(raw: str | None) -> tuple[AccountToken, User]:
-    try:
-        row = account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
-        raise ChangeLinkError(str(exc), expired=exc.expired) from exc
+    row = account_tokens.peek_as(ChangeLinkError, PURPOSE, raw)
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
     if user is None or not user.active:
         raise ChangeLinkError("no usable account")
@@ -107,7 +102,7 @@ def confirm_change(raw: str | None, *, ip: str | None = None) -> User:
     if other is not None and other.id != user.id and not registration.is_pending(other):
         raise AddressTaken("taken")
     try:
-        account_tokens.consume(PURPOSE, raw)
+        account_tokens.consume_as(ChangeLinkError, PURPOSE, raw)
         if other is not None and other.id != user.id:
             audit.record("pending_registration_removed", user_id=user.id, ip=ip)
             db.session.delete(other)  # never confirmed: the mailbox's owner takes the address
@@ -120,9 +115,9 @@ def confirm_change(raw: str | None, *, ip: str | None = None) -> User:
         audit.record("email_changed", tenant_id=tenant.id if tenant else None, user_id=user.id,
                      ip=ip, old_domain=old.rpartition("@")[2])
         db.session.commit()
-    except account_tokens.LinkError as exc:
+    except ChangeLinkError:
         db.session.rollback()
-        raise ChangeLinkError(str(exc)) from exc
+        raise
     except IntegrityError as exc:
         db.session.rollback()
         raise AddressTaken("taken") from exc

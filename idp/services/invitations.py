@@ -64,9 +64,7 @@ def invite_user(tenant: Tenant, email: str, role: str = "member", invited_by: Us
     """Create (or reuse) the account, add the membership, queue the email. The caller commits."""
     if role not in ROLES:
         raise accounts.AccountError(f"role must be one of {', '.join(ROLES)}")
-    email = accounts.normalize_email(email)
-    if not accounts.is_plausible_email(email):
-        raise accounts.AccountError("invalid email address")
+    email = accounts.valid_email(email)
     actor_id = invited_by.id if invited_by is not None else None
     existing = accounts.get_by_email(email)
     if existing is None:
@@ -127,10 +125,7 @@ def resend_invitation(user: User, tenant: Tenant | None = None) -> str:
 
 def check_link(raw: str | None) -> tuple[User, Tenant | None]:
     """The invited account (and tenant) behind a live link, without using it."""
-    try:
-        row = account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
-        raise InvitationError(str(exc), expired=exc.expired) from exc
+    row = account_tokens.peek_as(InvitationError, PURPOSE, raw)
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
     if user is None or not _pending(user):
         raise InvitationError("no pending account")
@@ -144,19 +139,17 @@ def complete_invitation(raw: str | None, password: str, *, ip: str | None = None
     Raises InvitationError (bad link) or accounts.WeakPassword (nothing changed,
     the link still works). No session is created here.
     """
-    from idp.services import recovery
-
     user, tenant = check_link(raw)
     accounts.set_password(user, password, accounts.password_policy_for(user, [tenant] if tenant
                                                                        else []))
     try:
-        account_tokens.consume(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
+        account_tokens.consume_as(InvitationError, PURPOSE, raw)
+    except InvitationError:
         db.session.rollback()
-        raise InvitationError(str(exc)) from exc
+        raise
     user.active = True
     user.email_verified = True
-    recovery.finish_password_change(user, "invitation_completed", ip=ip)
+    accounts.finish_password_change(user, "invitation_completed", ip=ip)
     db.session.commit()
     accounts.clear_failures(user.id)
     return user

@@ -14,7 +14,9 @@ def end_session(session, user: User | None, ip: str | None = None) -> None:
     """Revoke the session's online grants, notify clients over the back channel, clear it.
 
     Grants with ``offline_access`` outlive the browser session (a mobile app stays
-    signed in); everything else issued in this session dies with it.
+    signed in); everything else issued in this session dies with it. Commits (the
+    logout views' transaction) before the back-channel calls, so clients are told
+    only of a revocation that holds.
     """
     sid = session.sid
     if user is not None and sid:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import AccountToken, User
-from idp.services import account_tokens, accounts, audit, deferred
+from idp.services import account_tokens, accounts, audit, deferred, email_address, invitations
 from idp.services.links import external_url
 
 PURPOSE = "reset_password"
@@ -105,7 +105,7 @@ def request_reset(email: str, *, ip: str | None = None, counter=None) -> None:
     """
     normalized = accounts.normalize_email(email)
     key = "forgot:" + hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
-    decision = accounts._counter(counter).hit(  # commits with the database counter
+    decision = accounts._counter(counter).hit(  # its own transaction (services/throttle.py)
         key, current_app.config["IDP_FORGOT_EMAIL_LIMIT"], EMAIL_WINDOW)
     if decision.allowed:
         deferred.defer("password_reset_request", email=normalized, ip=ip)
@@ -116,7 +116,7 @@ def request_reset(email: str, *, ip: str | None = None, counter=None) -> None:
 def send_requested_reset(payload: dict) -> None:
     """The work of a reset request (after the response); adds to the session, no commit."""
     normalized, ip = payload["email"], payload.get("ip")
-    user = accounts.get_by_email(normalized) if accounts.is_plausible_email(normalized) else None
+    user = accounts.get_by_email(normalized) if email_address.is_valid(normalized) else None
     action = _eligible(user)
     if action is None or _just_sent(user, action):
         return
@@ -128,8 +128,6 @@ def send_requested_reset(payload: dict) -> None:
                 send_reset_email(user)
                 audit.record("password_reset_requested", user_id=user.id, ip=ip)
             else:
-                from idp.services import invitations
-
                 invitations.resend_invitation(user)
     except MailError:
         # Never a different answer (an error page would tell the address exists).
@@ -147,10 +145,7 @@ def _just_sent(user: User, action: str) -> bool:
 
 def check_link(raw: str | None) -> User:
     """The account behind a live reset link, without using it (to render the page)."""
-    try:
-        row = account_tokens.peek(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
-        raise ResetError(str(exc), expired=exc.expired) from exc
+    row = account_tokens.peek_as(ResetError, PURPOSE, raw)
     user = db.session.get(User, row.user_id) if row.user_id is not None else None
     if user is None or not user.active:
         raise ResetError("no usable account")
@@ -167,35 +162,12 @@ def reset_password(raw: str | None, password: str, *, ip: str | None = None,
     user = check_link(raw)
     accounts.set_password(user, password)  # raises WeakPassword before anything is used
     try:
-        account_tokens.consume(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
+        account_tokens.consume_as(ResetError, PURPOSE, raw)
+    except ResetError:
         db.session.rollback()
-        raise ResetError(str(exc)) from exc
+        raise
     user.email_verified = True  # the link was read in that mailbox
-    finish_password_change(user, "password_reset", ip=ip)
+    accounts.finish_password_change(user, "password_reset", ip=ip)
     db.session.commit()
     accounts.clear_failures(user.id, counter)
     return user
-
-
-def finish_password_change(user: User, event: str, *, ip: str | None = None) -> None:
-    """Everything that follows a new password: sessions and tokens die, audit, notice.
-
-    Adds to the session; the caller commits.
-    """
-    from idp.mail import enqueue_message
-    from idp.services.sessions import revoke_user_sessions
-    from idp.services.tokens import revoke_user_tokens
-
-    accounts.unlock(user)
-    revoke_user_sessions(user.id)
-    revoke_user_tokens(user.id)
-    tenant = _tenant_of(user)
-    audit.record(event, tenant_id=tenant.id if tenant else None, user_id=user.id, ip=ip)
-    enqueue_message("password_changed", user.email, locale=user.locale, tenant=tenant,
-                    when=int(time.time()), reset_link=issue_forgot_url())
-
-
-def issue_forgot_url() -> str:
-    """Where to go if the change was not theirs: the forgot-password page."""
-    return external_url("recovery.forgot")

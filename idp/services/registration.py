@@ -35,7 +35,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 
 from flask import current_app
@@ -52,8 +51,6 @@ from idp.services.password_policy import MAX_LENGTH, PasswordPolicy, violations
 
 PURPOSE = "verify_email"
 EMAIL_WINDOW = 3600
-DEFAULT_VERIFY_TTL = 24 * 3600
-DEFAULT_EMAIL_LIMIT = 5
 
 
 class RegistrationClosed(Exception):
@@ -79,7 +76,7 @@ class TooManyAttempts(Exception):
 
 
 def verify_ttl() -> int:
-    return int(current_app.config.get("IDP_VERIFY_TTL", DEFAULT_VERIFY_TTL))
+    return current_app.config["IDP_VERIFY_TTL"]
 
 
 def is_pending(user: User) -> bool:
@@ -120,8 +117,9 @@ def check_form(tenant: Tenant, email: str | None, password: str | None,
 
 
 def _email_allowed(email: str, counter=None) -> bool:
-    """Count one email to this address; False past the hourly limit. Commits (database counter)."""
-    limit = int(current_app.config.get("IDP_REGISTRATION_EMAIL_LIMIT", DEFAULT_EMAIL_LIMIT))
+    """Count one email to this address; False past the hourly limit. The count is kept in
+    the counter's own transaction (it survives a rollback of the caller's)."""
+    limit = current_app.config["IDP_REGISTRATION_EMAIL_LIMIT"]
     key = "register-mail:" + hashlib.sha256(email.encode()).hexdigest()[:32]
     return accounts._counter(counter).hit(key, limit, EMAIL_WINDOW).allowed
 
@@ -174,13 +172,11 @@ def _ensure_membership(user: User, tenant_id: int | None) -> None:
 def _register_once(tenant: Tenant, email: str, password_hash: str, locale: str | None,
                    ip: str | None) -> str:
     """One attempt in one transaction; returns what happened (for the audit and tests)."""
-    now = int(time.time())
     user = accounts.get_by_email(email)
     if user is None:
-        user = User(email=email, email_verified=False, active=False, locale=locale,
-                    password_hash=password_hash, password_changed_at=now)
-        db.session.add(user)
-        db.session.flush()  # IntegrityError here when another request won the race
+        # IntegrityError or DuplicateEmail here when another request won the race.
+        user = accounts.create_user(email, password_hash=password_hash, email_verified=False,
+                                    active=False, locale=locale)
         outcome = "created"
     elif is_pending(user):
         outcome = "pending"  # nothing changes but one more link: the first password stays
@@ -218,7 +214,7 @@ def register(tenant: Tenant, email: str | None, password: str | None, confirm: s
             outcome = _register_once(tenant, normalized, password_hash, locale, ip)
             db.session.commit()
             return Registration(normalized, outcome)
-        except IntegrityError:
+        except (IntegrityError, accounts.DuplicateEmail):
             db.session.rollback()  # a concurrent registration of this address won
             if attempt == 2:
                 raise
@@ -269,8 +265,8 @@ def link_policy(link: PendingLink) -> PasswordPolicy:
 
 def _attempt_allowed(user: User, counter=None) -> bool:
     """Count one password attempt on the account's failed-login counter (shared with the
-    login page, across IPs); False past the account's lockout threshold. Commits
-    (database counter); a success clears the count."""
+    login page, across IPs); False past the account's lockout threshold. The count
+    is kept in the counter's own transaction; a success clears it."""
     decision = accounts._counter(counter).hit(
         accounts.failure_key(user.id), accounts.lockout_threshold(user),
         current_app.config["IDP_LOCKOUT_WINDOW"])
@@ -291,10 +287,10 @@ def _activate(raw: str, user: User, link: PendingLink, ip: str | None) -> None:
     """Use this link, kill the others, activate with the membership of the link's tenant.
     No commit."""
     try:
-        account_tokens.consume(PURPOSE, raw)
-    except account_tokens.LinkError as exc:
+        account_tokens.consume_as(VerificationError, PURPOSE, raw)
+    except VerificationError:
         db.session.rollback()
-        raise VerificationError(str(exc)) from exc
+        raise
     account_tokens.revoke(PURPOSE, user=user)
     user.email_verified = True
     user.active = True
@@ -331,8 +327,6 @@ def confirm_with_new_password(raw: str | None, password: str, *, ip: str | None 
     Raises VerificationError (link) or accounts.WeakPassword (nothing changed, the
     link still works). The password_changed notice is queued, as after a reset.
     """
-    from idp.services import recovery
-
     link = check_link(raw)
     policy = link_policy(link)
     user = _locked_pending_user(link)
@@ -342,7 +336,7 @@ def confirm_with_new_password(raw: str | None, password: str, *, ip: str | None 
         db.session.rollback()
         raise
     _activate(raw, user, link, ip)
-    recovery.finish_password_change(user, "registration_password_chosen", ip=ip)
+    accounts.finish_password_change(user, "registration_password_chosen", ip=ip)
     db.session.commit()
     accounts.clear_failures(user.id, counter)
     return link

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
@@ -76,37 +77,56 @@ def decide(buckets: list[tuple[int, int]], limit: int, window: int, now: int) ->
 
 
 class DatabaseCounter:
-    """One row per key and bucket; an UPDATE ... SET count = count + 1 is atomic on both backends."""
+    """One row per key and bucket; an UPDATE ... SET count = count + 1 is atomic on both backends.
+
+    Each hit and reset runs in a short transaction of its own (``db.engine.begin()``),
+    never in the caller's session: it neither commits the caller's work behind
+    its back nor goes away with the caller's rollback (a refused or failed
+    attempt still counts, which is what a limit needs). SQLite has one writer at a
+    time: when the caller's transaction already holds it, a second connection
+    would wait for it forever, so the hit joins the caller's transaction instead
+    (still no commit here: it is committed, or rolled back, with the caller's work).
+    """
+
+    @staticmethod
+    def _transaction():
+        session = db.session()
+        if db.engine.dialect.name == "sqlite" and session.in_transaction():
+            connection = session.connection()
+            if connection.connection.dbapi_connection.in_transaction:  # it wrote
+                return nullcontext(connection)
+        return db.engine.begin()
 
     def hit(self, key: str, limit: int, window: int, now: float | None = None) -> Decision:
         now = int(time.time() if now is None else now)
         start = _bucket(window, now)
         key = key[:200]
-        if not self._increment(key, start):
-            try:
-                with db.session.begin_nested():
-                    db.session.add(RateLimitCounter(
-                        key=key, window_start=start, count=1,
-                        expires_at=start + window))
-            except IntegrityError:
-                self._increment(key, start)
-        rows = db.session.execute(
-            select(RateLimitCounter.window_start, RateLimitCounter.count).where(
-                RateLimitCounter.key == key,
-                RateLimitCounter.window_start > _oldest_live(window, now))).all()
-        db.session.commit()
+        table = RateLimitCounter.__table__
+        with self._transaction() as connection:
+            if not self._increment(connection, key, start):
+                try:
+                    with connection.begin_nested():
+                        connection.execute(insert(table).values(
+                            key=key, window_start=start, count=1, expires_at=start + window))
+                except IntegrityError:
+                    self._increment(connection, key, start)
+            rows = connection.execute(
+                select(table.c.window_start, table.c.count).where(
+                    table.c.key == key,
+                    table.c.window_start > _oldest_live(window, now))).all()
         return decide([(s, c) for s, c in rows], limit, window, now)
 
     @staticmethod
-    def _increment(key: str, start: int) -> bool:
-        return bool(db.session.execute(
-            update(RateLimitCounter)
-            .where(RateLimitCounter.key == key, RateLimitCounter.window_start == start)
-            .values(count=RateLimitCounter.count + 1)).rowcount)
+    def _increment(connection, key: str, start: int) -> bool:
+        table = RateLimitCounter.__table__
+        return bool(connection.execute(
+            update(table).where(table.c.key == key, table.c.window_start == start)
+            .values(count=table.c.count + 1)).rowcount)
 
     def reset(self, key: str, window: int) -> None:
-        db.session.execute(delete(RateLimitCounter).where(RateLimitCounter.key == key[:200]))
-        db.session.commit()
+        table = RateLimitCounter.__table__
+        with self._transaction() as connection:
+            connection.execute(delete(table).where(table.c.key == key[:200]))
 
     @staticmethod
     def purge_expired() -> int:
@@ -157,7 +177,7 @@ def counter_for(app) -> Counter:
     """The counter backend of this app (Redis if configured), created once."""
     existing = app.extensions.get("idp_counter")
     if existing is None:
-        url = app.config.get("IDP_REDIS_URL")
+        url = app.config["IDP_REDIS_URL"]
         existing = RedisCounter(url) if url else DatabaseCounter()
         app.extensions["idp_counter"] = existing
     return existing

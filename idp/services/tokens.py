@@ -20,6 +20,7 @@ from sqlalchemy.orm import joinedload
 from idp.extensions import db
 from idp.models import Client, Grant, Membership, Tenant, Token, User
 from idp.models.oauth import digest
+from idp.oauth.claims import user_claims
 
 ACCESS_TOKEN_TYP = "at+jwt"
 
@@ -171,3 +172,94 @@ def revoke_user_tokens(user_id: int) -> None:
         revoke_grant(grant_id)
     db.session.execute(update(Token).where(Token.user_id == user_id, Token.revoked_at.is_(None))
                        .values(revoked_at=int(time.time())))
+
+
+# ------------------------------------------------------- userinfo, revocation, introspection
+
+
+def userinfo(claims: dict, row: Token) -> dict | None:
+    """The userinfo body of a valid access token (``active_access_token``'s answer), or None
+    when the token does not allow userinfo (no user, or no ``openid`` scope)."""
+    scope = claims.get("scope", "")
+    if row.user_id is None or "openid" not in scope.split():
+        return None
+    user = db.session.get(User, row.user_id)
+    requested = None
+    if row.grant_id:
+        grant_claims = db.session.scalar(select(Grant.claims).where(Grant.id == row.grant_id))
+        requested = (grant_claims or {}).get("userinfo")
+    body = user_claims(user, scope, requested)
+    body.update({k: claims[k] for k in ("org_id", "org_slug", "org_role") if k in claims})
+    return body
+
+
+def find_token(keystore, issuer: str, value: str, hint: str | None) -> tuple[Token | None,
+                                                                              str | None]:
+    """A token row by refresh value or by access-token jti, and its kind, owned by nobody in
+    particular.
+
+    The hint only orders the search: a token not found as the hinted type is looked
+    up as the other (RFC 7009 2.1, RFC 7662 2.1)."""
+    if not isinstance(value, str) or not value or len(value) > 8192:
+        return None, None
+
+    def as_refresh():
+        row = find_refresh_token(value)
+        return (row, "refresh_token") if row is not None else None
+
+    def as_access():
+        claims = decode_access_token(keystore, issuer, value)
+        if claims and isinstance(claims.get("jti"), str):
+            row = db.session.scalar(select(Token).where(Token.jti == claims["jti"]))
+            if row is not None:
+                return row, "access_token"
+        return None
+
+    order = (as_access, as_refresh) if hint == "access_token" else (as_refresh, as_access)
+    for lookup in order:
+        found = lookup()
+        if found is not None:
+            return found
+    return None, None
+
+
+def revoke_for_client(keystore, issuer: str, client_id: str, value: str,
+                      hint: str | None) -> None:
+    """RFC 7009: revoke the client's own token; a refresh token ends its family. An unknown
+    token, or another client's, changes nothing. Commits (the revocation endpoint's
+    transaction)."""
+    row, kind = find_token(keystore, issuer, value, hint)
+    if row is None or row.client_id != client_id:
+        return
+    if kind == "refresh_token" and row.grant_id is not None:
+        revoke_grant(row.grant_id)
+    row.revoked_at = row.revoked_at or int(time.time())
+    db.session.commit()
+
+
+def introspect_for_client(keystore, issuer: str, client_id: str, value: str,
+                          hint: str | None) -> dict:
+    """RFC 7662: the introspection body; a token is visible only to the client it was issued
+    to. Reads only."""
+    row, kind = find_token(keystore, issuer, value, hint)
+    inactive = {"active": False}
+    if row is None or row.client_id != client_id:
+        return inactive
+    if kind == "refresh_token":
+        if not refresh_token_active(row) or not user_active(row.user_id):
+            return inactive
+        exp = row.refresh_expires_at
+    else:
+        # find_token verified the signature and expiry; only the stored side is left.
+        if not access_row_active(row):
+            return inactive
+        exp = row.access_expires_at
+    body = {"active": True, "client_id": row.client_id, "scope": row.scope,
+            "token_type": "Bearer" if kind == "access_token" else "refresh_token",
+            "exp": exp, "iat": row.issued_at, "iss": issuer}
+    if row.user_id is not None:
+        body["sub"] = db.session.scalar(select(User.sub).where(User.id == row.user_id))
+    if kind == "access_token":
+        body["jti"] = row.jti
+    body.update(org_claims(org_context(row.user_id, row.tenant_id)))
+    return body

@@ -41,7 +41,7 @@ def test_bad_smtp_urls_are_refused():
 def test_transport_from_config():
     assert isinstance(transport_from_config({"IDP_SMTP_URL": None}), ConsoleTransport)
     transport = transport_from_config({"IDP_SMTP_URL": "smtp://h:1?timeout=3",
-                                       "IDP_SMTP_CA_FILE": "/ca.pem"})
+                                       "IDP_SMTP_TIMEOUT": 20.0, "IDP_SMTP_CA_FILE": "/ca.pem"})
     assert transport.settings.timeout == 3 and transport.settings.ca_file == "/ca.pem"
 
 

@@ -52,6 +52,7 @@ def test_six_consecutive_failures_lock_and_email_a_reset_link(app, alice):
 def test_a_success_resets_the_count(alice):
     fail(5)
     assert accounts.authenticate("alice@example.com", PASSWORD).id == alice.id
+    db.session.commit()  # as the login view does
     fail(5)
     assert locked_at(alice.id) is None
     fail(1)
@@ -89,6 +90,7 @@ def test_a_reset_unlocks(alice):
     recovery.reset_password(token_of(link), GOOD_PASSWORD)
     assert locked_at(alice.id) is None
     assert accounts.authenticate("alice@example.com", GOOD_PASSWORD).id == alice.id
+    db.session.commit()  # as the login view does
 
 
 def test_inactive_accounts_are_counted_but_never_locked_or_mailed(factory):
@@ -189,6 +191,7 @@ def test_a_lock_expires_by_itself_and_a_success_ends_the_escalation(alice):
     assert state(alice.id) == (T0 + 900, 1)
     fail(1, password=PASSWORD, now=T0 + 899)  # still locked: the right password fails
     assert accounts.authenticate("alice@example.com", PASSWORD, now=T0 + 900).id == alice.id
+    db.session.commit()  # as the login view does
     assert state(alice.id) == (None, 0)
     # The escalation and the count start over: 5 failures do not lock, the 6th locks 15 min.
     fail(5, now=T0 + 1000)
@@ -208,6 +211,7 @@ def test_failing_again_after_a_lock_relocks_for_twice_as_long(alice):
     assert len(outbox("account_locked")) == 3  # one email per lock
     fail(1, password=PASSWORD, now=T0 + 6299)
     assert accounts.authenticate("alice@example.com", PASSWORD, now=T0 + 6300).id == alice.id
+    db.session.commit()  # as the login view does
 
 
 def test_a_reset_ends_the_lock_and_its_escalation(alice):

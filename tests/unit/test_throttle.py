@@ -58,3 +58,39 @@ def test_long_windows_use_coarser_buckets(counter):
     hits(counter, [T0] * 5, key="acct:1", limit=6, window=day)
     assert hits(counter, [T0 + day - 1], key="acct:1", limit=6, window=day)[0].count == 6
     assert hits(counter, [T0 + day + 120], key="acct:1", limit=6, window=day)[0].count == 2
+
+
+
+def test_a_database_hit_neither_commits_the_callers_work_nor_leaves_with_its_rollback(app, ctx):
+    """Services never commit their caller's transaction: the counter has its own."""
+    from sqlalchemy import func, select
+
+    from idp.extensions import db
+    from idp.models import AuditEvent, RateLimitCounter
+
+    def events() -> int:
+        return db.session.scalar(select(func.count(AuditEvent.id)))
+
+    def stored(key: str) -> int | None:
+        return db.session.scalar(select(RateLimitCounter.count).where(
+            RateLimitCounter.key == key))
+
+    counter, before = DatabaseCounter(), events()
+    db.session.rollback()
+    db.session.add(AuditEvent(event="caller_work_in_progress", created_at=T0))
+    assert counter.hit("ip:own-tx", 3, 300, now=T0).count == 1
+    db.session.rollback()  # the caller gives up its work
+    assert events() == before  # the hit committed nothing of it
+    assert stored("ip:own-tx") == 1  # and its own count survives the rollback
+    db.session.rollback()
+    db.session.add(AuditEvent(event="caller_work_in_progress", created_at=T0))
+    counter.reset("ip:own-tx", 300)
+    db.session.rollback()
+    assert events() == before and stored("ip:own-tx") is None
+    # Work already flushed (SQLite: the caller holds the one write lock) is not committed
+    # either.
+    db.session.add(AuditEvent(event="caller_work_in_progress", created_at=T0))
+    db.session.flush()
+    assert counter.hit("ip:own-tx-2", 3, 300, now=T0).count == 1
+    db.session.rollback()
+    assert events() == before

@@ -17,7 +17,7 @@ from flask_babel import format_timedelta
 from flask_babel import gettext as _
 
 from idp.flows import password_form
-from idp.services import accounts, recovery
+from idp.services import accounts, email_address, recovery
 
 bp = Blueprint("recovery", __name__)
 
@@ -36,8 +36,7 @@ def forgot():
     if request.method == "GET":
         return render_template("flows/forgot.html", email="")
     email = request.form.get("email", "").strip()
-    if len(email) > MAX_EMAIL_FIELD or not accounts.is_plausible_email(
-            accounts.normalize_email(email)):
+    if len(email) > MAX_EMAIL_FIELD or not email_address.is_valid(email):
         return render_template("flows/forgot.html", email=email[:MAX_EMAIL_FIELD],
                                error=_("Enter a valid email address.")), 400
     recovery.request_reset(email, ip=request.remote_addr)
