@@ -22,7 +22,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from idp.extensions import db
-from idp.factors.password import hash_password, needs_rehash, verify_password
+from idp.factors.password_hash import hash_password, needs_rehash, verify_password
 from idp.models import Membership, Tenant, User
 from idp.models.accounts import ROLES
 from idp.services import audit, deferred, email_address

@@ -38,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
-from idp.factors.password import hash_password
+from idp.factors.password_hash import hash_password
 from idp.models import AccountToken, Membership, Tenant, User
 from idp.services import account_tokens, accounts, audit, company_identity, email_address
 from idp.services.errors import FormError

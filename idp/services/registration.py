@@ -42,7 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
-from idp.factors.password import hash_password, verify_password
+from idp.factors.password_hash import hash_password, verify_password
 from idp.models import Membership, Tenant, User
 from idp.services import account_tokens, accounts, audit, email_address
 from idp.services.errors import FormError

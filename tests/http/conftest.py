@@ -27,7 +27,7 @@ def cheap_password_hashing(monkeypatch):
     most of their run time. Per test, so no other test sees the cheap parameters."""
     from argon2 import PasswordHasher, Type
 
-    from idp.factors import password
+    from idp.factors import password_hash as password
 
     monkeypatch.setattr(password, "HASHER", PasswordHasher(
         time_cost=1, memory_cost=8, parallelism=1, type=Type.ID))

@@ -124,7 +124,7 @@ def test_every_failure_looks_the_same(client, factory):
 def test_every_failure_takes_the_same_time(app, client, factory, monkeypatch):
     from argon2 import PasswordHasher
 
-    from idp.factors import password as password_factor
+    from idp.factors import password_hash as password_factor
 
     # Production cost for real and dummy hashes alike (tests/http/conftest.py cheapens it).
     monkeypatch.setattr(password_factor, "HASHER", PasswordHasher.from_parameters(

@@ -6,7 +6,7 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from idp.extensions import db
-from idp.factors.password import verify_password
+from idp.factors.password_hash import verify_password
 from idp.flows import password_form
 from idp.flows.throttling import client_key
 from idp.models import Membership
