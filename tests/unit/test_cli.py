@@ -237,3 +237,31 @@ def test_the_console_script_before_init(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {NOT_INITIALISED}"
     assert done.stdout == ""
+
+
+# ------------------------------------------------------------- idp serve
+
+
+@pytest.mark.parametrize("server, expected", [
+    (None, ["-m", "granian", "--interface", "wsgi", "--workers", "3", "--blocking-threads", "1",
+            "--host", "127.0.0.1", "--port", "5123", "--workers-kill-timeout", "10",
+            "--access-log", "wsgi:app"]),
+    ("gunicorn", ["-m", "gunicorn", "--workers", "3", "--bind", "127.0.0.1:5123",
+                  "--graceful-timeout", "10", "--access-logfile", "-", "wsgi:app"]),
+])
+def test_serve_execs_the_server_and_marks_its_workers(app, monkeypatch, server, expected):
+    import os
+    import sys
+
+    from idp.mail.worker import SERVED_ENV
+
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda path, args: calls.append((path, args)))
+    monkeypatch.setattr(os, "chdir", lambda path: None)
+    monkeypatch.setenv(SERVED_ENV, "0")  # restored after the test
+    args = ["idp", "serve", "--workers", "3", "--host", "127.0.0.1", "--port", "5123"]
+    result = app.test_cli_runner().invoke(args=args + (["--server", server] if server else []))
+    assert result.exit_code == 0, result.output
+    assert calls == [(sys.executable, [sys.executable, *expected])]
+    # The workers of the server it starts run the in-process mail worker from the start.
+    assert os.environ[SERVED_ENV] == "1"
