@@ -106,14 +106,17 @@ def init_command(demo: bool) -> None:
 @idp_group.command("purge")
 @with_appcontext
 def purge_command() -> None:
-    """Delete expired browser sessions and rate-limit windows (run it from cron)."""
+    """Delete expired browser sessions, rate-limit windows and revoked-jti entries (cron)."""
     from idp.services.sessions import purge_expired
     from idp.services.throttle import DatabaseCounter
+    from idp.services.tokens import purge_revoked_jtis
 
     sessions = purge_expired()
     counters = DatabaseCounter.purge_expired()
+    revoked = purge_revoked_jtis()
     db.session.commit()
-    click.echo(json.dumps({"sessions": sessions, "rate_limit_windows": counters}))
+    click.echo(json.dumps({"sessions": sessions, "rate_limit_windows": counters,
+                           "revoked_jtis": revoked}))
 
 
 @idp_group.command("serve")

@@ -192,8 +192,8 @@ def _find_token(value: str, hint: str | None):
 
     def as_access():
         claims = tokens.decode_access_token(_keys(), _issuer(), value)
-        if claims and isinstance(claims.get("jti"), str):
-            row = db.session.scalar(select(tokens.Token).where(tokens.Token.jti == claims["jti"]))
+        if claims:
+            row = tokens.access_row(claims)
             if row is not None:
                 return row, "access_token"
         return None
@@ -230,7 +230,10 @@ def revoke():
     if row is not None and row.client_id == client.client_id:
         if kind == "refresh_token" and row.grant_id is not None:
             tokens.revoke_grant(row.grant_id)
-        row.revoked_at = row.revoked_at or int(time.time())
+        if kind == "access_token":
+            tokens.revoke_access_row(row)
+        else:
+            row.revoked_at = row.revoked_at or int(time.time())
         db.session.commit()
     return Response("", 200, NO_STORE)
 

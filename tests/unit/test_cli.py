@@ -134,10 +134,12 @@ def test_bad_arguments_fail_cleanly(app, ctx, runner, args, message):
 def test_purge_deletes_only_expired_sessions_and_counters(app, ctx, runner):
     import time
 
-    from idp.models import BrowserSession, RateLimitCounter
+    from idp.models import BrowserSession, RateLimitCounter, RevokedJti
 
     now = int(time.time())
     db.session.add_all([
+        RevokedJti(jti="c.expired", expires_at=now - 1),
+        RevokedJti(jti="c.live", expires_at=now + 60),
         BrowserSession(id_hash="a" * 64, sid="old", data={}, created_at=now - 99,
                        expires_at=now - 1),
         BrowserSession(id_hash="b" * 64, sid="live", data={}, created_at=now,
@@ -148,7 +150,9 @@ def test_purge_deletes_only_expired_sessions_and_counters(app, ctx, runner):
     db.session.commit()
     result = runner.invoke(args=["idp", "purge"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"sessions": 1, "rate_limit_windows": 1}
+    assert json.loads(result.output) == {"sessions": 1, "rate_limit_windows": 1,
+                                         "revoked_jtis": 1}
+    assert [r.jti for r in db.session.query(RevokedJti)] == ["c.live"]
     assert [s.sid for s in db.session.query(BrowserSession)] == ["live"]
     assert [c.window_start for c in db.session.query(RateLimitCounter)] == [now]
 
@@ -209,7 +213,8 @@ def test_help_and_init_work_before_init(uninitialised_app):
     assert result.exit_code == 0, result.output
     result = runner.invoke(args=["idp", "purge"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"sessions": 0, "rate_limit_windows": 0}
+    assert json.loads(result.output) == {"sessions": 0, "rate_limit_windows": 0,
+                                         "revoked_jtis": 0}
 
 
 def test_commands_refuse_a_schema_behind_the_latest_migration(uninitialised_app):
