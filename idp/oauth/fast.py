@@ -1,4 +1,11 @@
-"""Discovery and JWKS answered before Flask, from bytes the app rendered once.
+"""Machine endpoints without the browser's costs.
+
+Token, userinfo, revocation, introspection, discovery, JWKS (and the health and
+metrics endpoints) authenticate clients or nobody, never a browser: their requests
+neither read nor write the server-side session (``MachineSessions``), so a stray
+session cookie costs no database lookup and no answer ever sets one.
+
+Discovery and JWKS are answered before Flask, from bytes the app rendered once.
 
 Both documents are constant between key rotations: the first GET goes through the
 whole app (so the answer carries every header its view and the security hooks set),
@@ -17,7 +24,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface
 
 DOCUMENTS = {"/.well-known/openid-configuration": "oauth.openid_configuration",
              "/.well-known/jwks.json": "oauth.jwks"}
@@ -107,5 +115,30 @@ class ConstantDocuments:
         return entry
 
 
+class MachineSessions(SessionInterface):
+    """The app's session interface, bypassed for machine paths (an empty session there)."""
+
+    def __init__(self, inner: SessionInterface):
+        self.inner = inner
+
+    def open_session(self, app: Flask, request: Request):
+        from idp import API_PREFIXES
+        from idp.services.sessions import ServerSession
+
+        if request.path.startswith(API_PREFIXES):
+            return ServerSession()
+        return self.inner.open_session(app, request)
+
+    def save_session(self, app: Flask, session, response: Response) -> None:
+        from flask import request
+
+        from idp import API_PREFIXES
+
+        if request.path.startswith(API_PREFIXES):
+            return None
+        return self.inner.save_session(app, session, response)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = MachineSessions(app.session_interface)
     app.wsgi_app = ConstantDocuments(app, app.wsgi_app)

@@ -124,3 +124,23 @@ def test_a_user_token_without_its_row_is_not_active(app, client, driver, rp):
     assert client.post("/oauth/introspect", data={"token": tokens["access_token"]},
                        headers=auth).get_json() == {"active": False}
     assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
+
+
+def test_machine_endpoints_never_open_the_browser_session(app, client, rp, monkeypatch):
+    from idp.services.sessions import DatabaseSessionInterface
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a machine endpoint opened or saved the browser session")
+
+    monkeypatch.setattr(DatabaseSessionInterface, "open_session", refuse)
+    monkeypatch.setattr(DatabaseSessionInterface, "save_session", refuse)
+    client.set_cookie(app.config.get("SESSION_COOKIE_NAME", "session"), "x" * 40)
+    token = _cc(client, rp).get_json()["access_token"]
+    auth = basic_auth(rp.client_id, rp.client_secret)
+    assert client.post("/oauth/introspect", data={"token": token},
+                       headers=auth).get_json()["active"] is True
+    assert client.get("/oauth/userinfo", headers=bearer(token)).status_code == 403
+    assert client.post("/oauth/revoke", data={"token": token}, headers=auth).status_code == 200
+    assert client.get("/.well-known/openid-configuration").status_code == 200
+    response = _cc(client, rp)
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
