@@ -81,7 +81,7 @@ def log(message: str) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="The IdP beside node oidc-provider, with wrk.")
     parser.add_argument("--duration", type=float,
-                        default=float(os.environ.get("IDP_BENCH_DURATION", 5)),
+                        default=float(os.environ.get("IDP_BENCH_DURATION", 4)),
                         help="measured seconds per scenario and server (default %(default)s)")
     parser.add_argument("--warmup", type=float,
                         default=float(os.environ.get("IDP_BENCH_WARMUP", 1)),
@@ -358,9 +358,9 @@ def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
         user_token = flow["access_token"]
         tokens = {}
         if "refresh" in args.scenarios:
-            # Enough for the warm-up and the window at up to 2,000/s; each used once.
+            # Enough for the warm-up and the window at up to 1,200/s; each used once.
             for phase, seconds in (("warm", args.warmup), ("run", args.duration)):
-                count = int(2000 * max(1, round(seconds))) + 200
+                count = int(1200 * max(1, round(seconds))) + 200
                 path = tmp / f"refresh-{backend}-{phase}.txt"
                 run(env, "python", str(BENCH / "seed_refresh.py"), flow["refresh_token"],
                     str(count), str(path))
