@@ -8,7 +8,7 @@ NODE_DIR := tests/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 MO := translations/en/LC_MESSAGES/messages.mo translations/fr/LC_MESSAGES/messages.mo
 
-.PHONY: run test install translations i18n-update i18n-check lint chromium node bench clean test-fast
+.PHONY: run test install translations i18n-update i18n-check lint chromium node bench bench-node wrk clean test-fast
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,8 +57,19 @@ test: install translations chromium node i18n-check lint
 test-fast: install translations
 	$(PY) -m pytest -m "not browser and not interop"
 
-bench: install translations
+# The peer of `make bench`: node oidc-provider (bench/node/), and wrk (Debian), when missing.
+BENCH_NODE_STAMP := bench/node/node_modules/.installed
+$(BENCH_NODE_STAMP): bench/node/package.json
+	cd bench/node && npm install --no-audit --no-fund --loglevel=error
+	touch $(BENCH_NODE_STAMP)
+
+bench-node: $(BENCH_NODE_STAMP)
+
+wrk:
+	@command -v wrk >/dev/null || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+
+bench: install translations wrk bench-node
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) instance $(NODE_DIR)/node_modules
+	rm -rf $(VENV) instance $(NODE_DIR)/node_modules bench/node/node_modules

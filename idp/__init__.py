@@ -176,4 +176,8 @@ def create_app(config: dict | None = None) -> Flask:
     from idp.cli import register_commands
 
     register_commands(app)
+
+    from idp.oauth import fast
+
+    fast.init_app(app)  # discovery and JWKS before Flask (outermost: wraps ProxyFix too)
     return app

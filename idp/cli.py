@@ -15,6 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from idp.extensions import db
 from idp.mail.cli import mail_group
+from idp.mail.worker import SERVED_ENV
 
 DEMO_TENANT = "acme"
 DEMO_CLIENT_ID = "acme-portal"
@@ -109,30 +110,53 @@ def init_command(demo: bool) -> None:
 @idp_group.command("purge")
 @with_appcontext
 def purge_command() -> None:
-    """Delete expired browser sessions and rate-limit windows (run it from cron)."""
+    """Delete expired browser sessions, rate-limit windows and revoked-jti entries (cron)."""
     from idp.services.sessions import purge_expired
     from idp.services.throttle import DatabaseCounter
+    from idp.services.tokens import purge_revoked_jtis
 
     sessions = purge_expired()
     counters = DatabaseCounter.purge_expired()
+    revoked = purge_revoked_jtis()
     db.session.commit()
-    click.echo(json.dumps({"sessions": sessions, "rate_limit_windows": counters}))
+    click.echo(json.dumps({"sessions": sessions, "rate_limit_windows": counters,
+                           "revoked_jtis": revoked}))
 
 
 @idp_group.command("serve")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--host", default=None, help="Defaults to IDP_HOST (127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Defaults to IDP_PORT (5000).")
+@click.option("--server", "server", type=click.Choice(["granian", "gunicorn"]),
+              default="granian", show_default=True,
+              help="granian keeps connections alive; gunicorn's sync workers close each one.")
+@click.option("--no-access-log", is_flag=True, help="Do not log each request to stdout.")
 @with_appcontext
-def serve_command(workers: int, host: str | None, port: int | None) -> None:
-    """Serve with gunicorn."""
+def serve_command(workers: int, host: str | None, port: int | None, server: str,
+                  no_access_log: bool) -> None:
+    """Serve with granian (WSGI, one thread per worker process) or gunicorn.
+
+    SIGHUP restarts the workers gracefully (both servers); SIGTERM stops after the
+    requests in flight (10 s at most).
+    """
     config = current_app.config
-    bind = f"{host or config['IDP_HOST']}:{port or config['IDP_PORT']}"
-    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", bind,
-            "--access-logfile", "-", "--graceful-timeout", "10", "wsgi:app"]
-    click.echo(f"serving {config['IDP_ISSUER']} on http://{bind} with {workers} workers")
+    host, port = host or config["IDP_HOST"], port or config["IDP_PORT"]
+    if server == "granian":
+        args = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers",
+                str(workers), "--blocking-threads", "1", "--host", host, "--port", str(port),
+                "--workers-kill-timeout", "10"]
+        args += [] if no_access_log else ["--access-log"]
+        args.append("wsgi:app")
+    else:
+        args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
+                f"{host}:{port}", "--graceful-timeout", "10"]
+        args += [] if no_access_log else ["--access-logfile", "-"]
+        args.append("wsgi:app")
+    click.echo(f"serving {config['IDP_ISSUER']} on http://{host}:{port} with {workers} "
+               f"{server} workers")
     os.chdir(Path(__file__).resolve().parent.parent)
-    os.execv(sys.executable, args)  # noqa: S606 - replaces this process with gunicorn
+    os.environ[SERVED_ENV] = "1"  # its workers start the in-process mail worker at once
+    os.execv(sys.executable, args)  # noqa: S606 - replaces this process with the server
 
 
 keys_group = AppGroup("keys", help="Signing keys.")

@@ -209,10 +209,14 @@ class MailWorker:
         return self._thread is not None and self._thread.is_alive()
 
 
+# Set by `idp serve` for the server it starts (granian or gunicorn): its workers are servers.
+SERVED_ENV = "IDP_SERVED"
+
+
 def install(app: Flask) -> None:
     """Start the in-process worker in server processes (not in CLI commands, scripts or tests).
 
-    Under gunicorn the thread starts with the app, so a node that serves no
+    Under ``idp serve`` (granian or gunicorn) or a bare gunicorn the thread starts with the app, so a node that serves no
     traffic still delivers mail queued by others (``idp user create --invite``).
     Any other server (``flask run``, waitress, a forked child) starts it on its
     first request; a script that merely builds the app never does.
@@ -234,7 +238,9 @@ def install(app: Flask) -> None:
             app.extensions["idp_mail_worker"] = worker
             atexit.register(worker.stop, 5.0)
 
-    if "gunicorn" in sys.modules and click.get_current_context(silent=True) is None:
+    served = os.environ.get(SERVED_ENV) == "1" or (
+        "gunicorn" in sys.modules and click.get_current_context(silent=True) is None)
+    if served:
         ensure_started()
     app.before_request(ensure_started)
 

@@ -4,7 +4,7 @@ from idp.models.accounts import AccountToken, Membership, User
 from idp.models.audit import AuditEvent
 from idp.models.deferred import DeferredTask
 from idp.models.mail import OutboxMessage
-from idp.models.oauth import Client, ClientAssertionJti, Consent, Grant, Token
+from idp.models.oauth import Client, ClientAssertionJti, Consent, Grant, RevokedJti, Token
 from idp.models.sessions import BrowserSession
 from idp.models.tenants import Tenant
 from idp.models.throttle import RateLimitCounter
@@ -21,6 +21,7 @@ __all__ = [
     "Membership",
     "OutboxMessage",
     "RateLimitCounter",
+    "RevokedJti",
     "Tenant",
     "Token",
     "User",

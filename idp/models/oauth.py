@@ -204,3 +204,12 @@ class ClientAssertionJti(db.Model):
     client_id: Mapped[str] = mapped_column(String(64), nullable=False)
     jti: Mapped[str] = mapped_column(String(255), nullable=False)
     expires_at: Mapped[int] = mapped_column(Epoch, nullable=False, index=True)
+
+
+class RevokedJti(db.Model):
+    """Revoked access tokens that have no row (client_credentials): kept until their exp."""
+
+    __tablename__ = "oauth_revoked_jtis"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(Epoch, nullable=False, index=True)

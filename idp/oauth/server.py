@@ -24,6 +24,7 @@ from idp.oauth.grants import (
     RefreshTokenGrant,
 )
 from idp.oauth.pkce import StrictPKCE
+from idp.services import tokens
 
 
 class AuthorizationServer(_FlaskAuthorizationServer):
@@ -56,7 +57,8 @@ class AuthorizationServer(_FlaskAuthorizationServer):
         return super().authenticate_client(request, methods, endpoint)
 
     def save_token(self, token, request) -> None:
-        db.session.add(request.token_row)
+        if tokens.stored(request.token_row):  # a client_credentials token has no row
+            db.session.add(request.token_row)
 
     def get_authorization_grant(self, request):
         """Authlib's, except for what it does not support: its error would echo the raw

@@ -4,6 +4,11 @@ Access tokens are ES256 JWTs (RFC 9068) whose ``jti`` has a row in
 ``oauth_tokens``; refresh tokens are random strings stored as SHA-256. Every
 token of one authorization shares a ``Grant``; revoking the grant kills the
 whole family (code reuse, refresh replay, logout).
+
+A client_credentials access token has no row (nothing to write per grant, as in
+Keycloak and oidc-provider): its signed ``jti`` starts with ``c.``, and what a
+row would say is read back from its claims; revoking one puts its jti in
+``oauth_revoked_jtis`` until its exp (``idp purge`` drops the expired ones).
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import joinedload
 
 from idp.extensions import db
-from idp.models import Client, Grant, Membership, Tenant, Token, User
+from idp.models import Client, Grant, Membership, RevokedJti, Tenant, Token, User
 from idp.models.oauth import digest
 from idp.oauth.claims import user_claims
 
 ACCESS_TOKEN_TYP = "at+jwt"
+# The jti of an access token that has no row (client_credentials); signed, so unforgeable.
+STATELESS_JTI_PREFIX = "c."
 
 
 @dataclass
@@ -60,9 +67,11 @@ def org_claims(org: OrgContext | None) -> dict:
 def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
           user: User | None = None, grant: Grant | None = None,
           include_refresh_token: bool = False) -> tuple[dict, Token]:
-    """Build the token response and its (unsaved) row. The caller adds and commits."""
+    """Build the token response and its (unsaved) row. The caller adds and commits, except
+    for a client's own token (no user, no grant), whose row is never stored (``stored``)."""
     now = int(time.time())
-    jti = secrets.token_urlsafe(16)
+    stateless = user is None and grant is None
+    jti = (STATELESS_JTI_PREFIX if stateless else "") + secrets.token_urlsafe(16)
     claims = {
         "iss": settings.issuer,
         "sub": user.sub if user else client.client_id,
@@ -96,6 +105,43 @@ def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
                                      grant.created_at + settings.refresh_absolute_ttl)
         response["refresh_token"] = refresh_token
     return response, row
+
+
+def stored(row: Token) -> bool:
+    """Whether this access token's row belongs in the database."""
+    return not row.jti.startswith(STATELESS_JTI_PREFIX)
+
+
+def access_row(claims: dict) -> Token | None:
+    """The row of a verified access token: stored, or rebuilt from a stateless token's
+    claims (never added to the session), revoked if its jti is on the deny-list."""
+    jti = claims.get("jti")
+    if not isinstance(jti, str):
+        return None
+    if not jti.startswith(STATELESS_JTI_PREFIX):
+        return db.session.scalar(select(Token).where(Token.jti == jti))
+    if not isinstance(claims.get("client_id"), str) or claims.get("sub") != claims["client_id"]:
+        return None
+    revoked = db.session.scalar(select(RevokedJti.expires_at).where(RevokedJti.jti == jti))
+    return Token(jti=jti, client_id=claims["client_id"], user_id=None, grant_id=None,
+                 scope=str(claims.get("scope", "")), issued_at=claims.get("iat"),
+                 access_expires_at=claims["exp"],
+                 revoked_at=int(time.time()) if revoked is not None else None)
+
+
+def revoke_access_row(row: Token) -> None:
+    """Revoke one access token (the caller commits)."""
+    if stored(row):
+        row.revoked_at = row.revoked_at or int(time.time())
+    elif row.revoked_at is None and db.session.get(RevokedJti, row.jti) is None:
+        db.session.add(RevokedJti(jti=row.jti, expires_at=row.access_expires_at))
+        row.revoked_at = int(time.time())
+
+
+def purge_revoked_jtis(now: int | None = None) -> int:
+    """Drop the deny-list entries of tokens that have expired anyway."""
+    now = int(time.time()) if now is None else now
+    return db.session.execute(delete(RevokedJti).where(RevokedJti.expires_at <= now)).rowcount
 
 
 def revoke_grant(grant_id: int) -> None:
@@ -139,9 +185,9 @@ def decode_access_token(keystore, issuer: str, access_token: str) -> dict | None
 def active_access_token(keystore, issuer: str, access_token: str) -> tuple[dict, Token] | None:
     """The claims and row of a valid, unrevoked access token, else None."""
     claims = decode_access_token(keystore, issuer, access_token)
-    if claims is None or not isinstance(claims.get("jti"), str):
+    if claims is None:
         return None
-    row = db.session.scalar(select(Token).where(Token.jti == claims["jti"]))
+    row = access_row(claims)
     if row is None or not access_row_active(row):
         return None
     return claims, row
@@ -209,8 +255,8 @@ def find_token(keystore, issuer: str, value: str, hint: str | None) -> tuple[Tok
 
     def as_access():
         claims = decode_access_token(keystore, issuer, value)
-        if claims and isinstance(claims.get("jti"), str):
-            row = db.session.scalar(select(Token).where(Token.jti == claims["jti"]))
+        if claims:
+            row = access_row(claims)  # stored, or rebuilt for a stateless client token
             if row is not None:
                 return row, "access_token"
         return None
@@ -233,7 +279,10 @@ def revoke_for_client(keystore, issuer: str, client_id: str, value: str,
         return
     if kind == "refresh_token" and row.grant_id is not None:
         revoke_grant(row.grant_id)
-    row.revoked_at = row.revoked_at or int(time.time())
+    if kind == "access_token":
+        revoke_access_row(row)  # a stateless token goes on the deny-list until its exp
+    else:
+        row.revoked_at = row.revoked_at or int(time.time())
     db.session.commit()
 
 

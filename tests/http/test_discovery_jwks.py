@@ -68,3 +68,37 @@ def test_id_token_alg_follows_the_client(client, factory, driver, alice):
     rp = factory.client(id_token_alg="ES256")
     token = decode(client, driver.tokens(rp)["id_token"])
     assert token.header["alg"] == "ES256"
+
+
+@pytest.mark.parametrize("path", ["/.well-known/openid-configuration", "/.well-known/jwks.json"])
+def test_documents_have_an_etag_and_answer_304(client, path):
+    first = client.get(path)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag.startswith('"')
+    again = client.get(path)
+    assert again.data == first.data and again.headers["ETag"] == etag
+    assert "public" in again.headers["Cache-Control"] and "max-age" in again.headers["Cache-Control"]
+    assert again.headers["X-Content-Type-Options"] == "nosniff"
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        cached = client.get(path, headers={"If-None-Match": header})
+        assert cached.status_code == 304 and cached.data == b"", header
+        assert cached.headers["ETag"] == etag
+    assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+    head = client.head(path)
+    assert head.status_code == 200 and head.data == b"" and head.headers["ETag"] == etag
+    assert client.post(path).status_code == 405
+
+
+def test_jwks_etag_changes_with_a_rotation(app, client, tmp_path, monkeypatch):
+    from idp.oauth import keys as keys_module
+    from idp.oauth.keys import KeyStore, ensure_keys, rotate_keys
+
+    directory = tmp_path / "keys"
+    ensure_keys(directory)
+    monkeypatch.setitem(app.extensions, "idp_keys", KeyStore(directory))
+    monkeypatch.setattr(keys_module, "RELOAD_CHECK_SECONDS", 0.0)
+    before = client.get("/.well-known/jwks.json")
+    rotate_keys(directory, retain_seconds=3600)
+    after = client.get("/.well-known/jwks.json", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200 and after.headers["ETag"] != before.headers["ETag"]
+    assert len(after.get_json()["keys"]) > len(before.get_json()["keys"])

@@ -248,3 +248,20 @@ def test_unknown_kind_missing_context_and_bad_links_are_refused(app, ctx):
         enqueue_message("password_reset", "a@example.com", locale="en",
                         link="javascript:alert(1)", expires_minutes=5)
     assert not db.session.new
+
+
+def test_in_process_worker_starts_with_the_app_under_idp_serve(app, monkeypatch):
+    from idp import create_app
+    from idp.mail.worker import SERVED_ENV
+
+    base = {key: app.config[key] for key in ("SQLALCHEMY_DATABASE_URI", "IDP_KEYS_DIR",
+                                             "IDP_ISSUER")}
+    monkeypatch.setenv(SERVED_ENV, "1")
+    server = create_app({**base, "IDP_SMTP_URL": f"smtp://127.0.0.1:{free_port()}",
+                         "IDP_MAIL_POLL_INTERVAL": 60})
+    # A worker process of `idp serve` (granian) delivers mail before any request.
+    worker = server.extensions["idp_mail_worker"]
+    try:
+        assert worker is not None and worker.alive
+    finally:
+        worker.stop(timeout=10)

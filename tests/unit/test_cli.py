@@ -134,10 +134,12 @@ def test_bad_arguments_fail_cleanly(app, ctx, runner, args, message):
 def test_purge_deletes_only_expired_sessions_and_counters(app, ctx, runner):
     import time
 
-    from idp.models import BrowserSession, RateLimitCounter
+    from idp.models import BrowserSession, RateLimitCounter, RevokedJti
 
     now = int(time.time())
     db.session.add_all([
+        RevokedJti(jti="c.expired", expires_at=now - 1),
+        RevokedJti(jti="c.live", expires_at=now + 60),
         BrowserSession(id_hash="a" * 64, sid="old", data={}, created_at=now - 99,
                        expires_at=now - 1),
         BrowserSession(id_hash="b" * 64, sid="live", data={}, created_at=now,
@@ -148,7 +150,9 @@ def test_purge_deletes_only_expired_sessions_and_counters(app, ctx, runner):
     db.session.commit()
     result = runner.invoke(args=["idp", "purge"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"sessions": 1, "rate_limit_windows": 1}
+    assert json.loads(result.output) == {"sessions": 1, "rate_limit_windows": 1,
+                                         "revoked_jtis": 1}
+    assert [r.jti for r in db.session.query(RevokedJti)] == ["c.live"]
     assert [s.sid for s in db.session.query(BrowserSession)] == ["live"]
     assert [c.window_start for c in db.session.query(RateLimitCounter)] == [now]
 
@@ -209,7 +213,8 @@ def test_help_and_init_work_before_init(uninitialised_app):
     assert result.exit_code == 0, result.output
     result = runner.invoke(args=["idp", "purge"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"sessions": 0, "rate_limit_windows": 0}
+    assert json.loads(result.output) == {"sessions": 0, "rate_limit_windows": 0,
+                                         "revoked_jtis": 0}
 
 
 def test_commands_refuse_a_schema_behind_the_latest_migration(uninitialised_app):
@@ -265,3 +270,31 @@ def test_the_demo_tenant_asks_the_emailed_code(app, ctx, runner):
 
     assert runner.invoke(args=["idp", "init", "--demo"]).exit_code == 0
     assert mfa_policy(db.session.query(Tenant).filter_by(slug="acme").one()) == "required"
+
+
+# ------------------------------------------------------------- idp serve
+
+
+@pytest.mark.parametrize("server, expected", [
+    (None, ["-m", "granian", "--interface", "wsgi", "--workers", "3", "--blocking-threads", "1",
+            "--host", "127.0.0.1", "--port", "5123", "--workers-kill-timeout", "10",
+            "--access-log", "wsgi:app"]),
+    ("gunicorn", ["-m", "gunicorn", "--workers", "3", "--bind", "127.0.0.1:5123",
+                  "--graceful-timeout", "10", "--access-logfile", "-", "wsgi:app"]),
+])
+def test_serve_execs_the_server_and_marks_its_workers(app, monkeypatch, server, expected):
+    import os
+    import sys
+
+    from idp.mail.worker import SERVED_ENV
+
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda path, args: calls.append((path, args)))
+    monkeypatch.setattr(os, "chdir", lambda path: None)
+    monkeypatch.setenv(SERVED_ENV, "0")  # restored after the test
+    args = ["idp", "serve", "--workers", "3", "--host", "127.0.0.1", "--port", "5123"]
+    result = app.test_cli_runner().invoke(args=args + (["--server", server] if server else []))
+    assert result.exit_code == 0, result.output
+    assert calls == [(sys.executable, [sys.executable, *expected])]
+    # The workers of the server it starts run the in-process mail worker from the start.
+    assert os.environ[SERVED_ENV] == "1"

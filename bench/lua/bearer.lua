@@ -1,0 +1,2 @@
+-- GET with a Bearer token (BENCH_AUTH holds the whole header value).
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
