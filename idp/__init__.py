@@ -13,9 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from idp.config import RESOURCE_DIR, load_config
 from idp.extensions import babel, csrf, db, migrate
-
-API_PREFIXES = ("/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect",
-                "/.well-known/", "/healthz", "/readyz", "/metrics")
+from idp.oauth.fast import API_PREFIXES
 
 
 def select_locale() -> str:

@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface
 
+# Paths that serve programs, not browsers: JSON errors, no browser session.
+API_PREFIXES = ("/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect",
+                "/.well-known/", "/healthz", "/readyz", "/metrics")
+
 DOCUMENTS = {"/.well-known/openid-configuration": "oauth.openid_configuration",
              "/.well-known/jwks.json": "oauth.jwks"}
 
@@ -122,7 +126,6 @@ class MachineSessions(SessionInterface):
         self.inner = inner
 
     def open_session(self, app: Flask, request: Request):
-        from idp import API_PREFIXES
         from idp.services.sessions import ServerSession
 
         if request.path.startswith(API_PREFIXES):
@@ -132,7 +135,6 @@ class MachineSessions(SessionInterface):
     def save_session(self, app: Flask, session, response: Response) -> None:
         from flask import request
 
-        from idp import API_PREFIXES
 
         if request.path.startswith(API_PREFIXES):
             return None
