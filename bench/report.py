@@ -28,6 +28,11 @@ limits it" section comes from `bench/limits.md`.
 """
 
 
+def _ms(value: float | None) -> str:
+    """Milliseconds with two decimals; "-" where wrk had too few samples for a figure."""
+    return "-" if value is None or value != value else f"{value:.2f}"
+
+
 def _n(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -54,8 +59,8 @@ def write_report(path: Path, record: dict, limits: Path | None = None) -> None:
             label, request = record["scenarios"][name]
             if ours["machine_cores"] - ours["server_cpu_cores"] > 1.3:
                 busy = True
-            cells = [label, f"`{request}`", _n(ours["rps"]), f"{ours['p50_ms']:.2f}",
-                     f"{ours['p99_ms']:.2f}", f"{ours['server_cpu_cores']:.2f}",
+            cells = [label, f"`{request}`", _n(ours["rps"]), _ms(ours['p50_ms']),
+                     _ms(ours['p99_ms']), f"{ours['server_cpu_cores']:.2f}",
                      str(ours["errors"])]
             if name == "login":
                 rate = ours.get("argon2_per_s") or 0
@@ -69,7 +74,7 @@ def write_report(path: Path, record: dict, limits: Path | None = None) -> None:
                 if peer:
                     ratio = ours["rps"] / peer["rps"] if peer["rps"] else 0
                     ref = "" if ref_name == name else f" ({ref_name})"
-                    cells += [_n(peer["rps"]) + ref, f"{peer['p99_ms']:.2f}",
+                    cells += [_n(peer["rps"]) + ref, _ms(peer['p99_ms']),
                               f"{ratio:.2f}x", f">= {target:.1f}x",
                               "yes" if ratio >= target else "no"]
                 else:
@@ -83,10 +88,11 @@ def write_report(path: Path, record: dict, limits: Path | None = None) -> None:
                                                for pid, mib in pids.items()))
     lines.append("")
     if busy or machine["load_before"] > 1.0:
-        lines += ["**The machine was loaded**: other processes (other engineers' tests) "
-                  "shared the two cores during this run, so absolute figures are low and "
-                  "noisy; the ratios compare the two servers measured one after the other "
-                  "in the same minutes and are the figures to read.", ""]
+        lines += ["**The machine was loaded**: the server got less than a core in some "
+                  "scenarios (other processes, the PostgreSQL server among them, shared the "
+                  "two cores with wrk), so absolute figures are low and noisy; the ratios "
+                  "compare the two servers measured one after the other in the same minutes "
+                  "and are the figures to read.", ""]
     if limits is not None and limits.exists():
         lines += [limits.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))

@@ -320,7 +320,7 @@ def login_form(port: int) -> tuple[str, str]:
 
 def argon2_rate(seconds: float = 2.0) -> float:
     """argon2id verifications per second on one core, with the IdP's parameters."""
-    from idp.factors.password import HASHER as hasher
+    from idp.factors.password_hash import HASHER as hasher
 
     stored = hasher.hash("Bench-password-1")
     done, started = 0, time.perf_counter()
