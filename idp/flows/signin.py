@@ -174,7 +174,7 @@ def advance(flow: flows.Flow, user: User, ip: str | None) -> Outcome:
         return Outcome(State.DONE)
     flow.move(State.SECOND_FACTOR, TRANSITIONS)
     flow.data["factor"] = factor.id
-    state = flow.data.setdefault("state", {}).setdefault(factor.id, {})
+    state = _factor_state(flow, factor)
     outcome = Outcome(State.SECOND_FACTOR)
     try:
         flow.data["page"] = factor.begin(user, state, _attempt(flow, tenants, ip))
@@ -218,22 +218,31 @@ def submit_password(flow: flows.Flow, email: str | None, password: str | None,
     return advance(flow, _user(flow), ip)
 
 
-def _second_factor(flow: flows.Flow) -> tuple[Factor, User | None]:
+def _factor_state(flow: flows.Flow, factor: Factor) -> dict:
+    """The factor's private state in the flow (JSON), created empty."""
+    return flow.data.setdefault("state", {}).setdefault(factor.id, {})
+
+
+def _pending_step(flow: flows.Flow, ip: str | None) -> tuple[Factor, User, dict, Attempt] | None:
+    """The second factor waiting, its person, state and attempt; None (the sign-in ended)
+    when the person is gone or disabled meanwhile."""
     if flow.state != State.SECOND_FACTOR.value:
         raise flows.FlowError("no factor pending")
-    return get_factor(flow.data["factor"]), _user(flow)
+    factor, user = get_factor(flow.data["factor"]), _user(flow)
+    if user is None:
+        flows.finish(flow)
+        return None
+    return factor, user, _factor_state(flow, factor), _attempt(
+        flow, _policy_tenants(flow, user), ip)
 
 
 def submit_code(flow: flows.Flow, code: str | None, ip: str | None) -> Outcome:
     """The answer to the pending second factor."""
-    factor, user = _second_factor(flow)
-    if user is None:
-        flows.finish(flow)
+    step = _pending_step(flow, ip)
+    if step is None:
         return Outcome(None, "restart")
-    tenants = _policy_tenants(flow, user)
-    state = flow.data.setdefault("state", {}).setdefault(factor.id, {})
-    result = factor.verify(user, {"code": str(code or "")[:MAX_FIELD]}, state,
-                           _attempt(flow, tenants, ip))
+    factor, user, state, attempt = step
+    result = factor.verify(user, {"code": str(code or "")[:MAX_FIELD]}, state, attempt)
     if isinstance(result, Accepted) and result.user_id == user.id:
         _accept(flow, factor, result, ip)
         db.session.commit()
@@ -250,14 +259,12 @@ def submit_code(flow: flows.Flow, code: str | None, ip: str | None) -> Outcome:
 
 def resend(flow: flows.Flow, ip: str | None) -> Outcome:
     """A new code replaces the previous one (cooldown and send limits apply)."""
-    factor, user = _second_factor(flow)
-    if user is None:
-        flows.finish(flow)
+    step = _pending_step(flow, ip)
+    if step is None:
         return Outcome(None, "restart")
-    tenants = _policy_tenants(flow, user)
-    state = flow.data.setdefault("state", {}).setdefault(factor.id, {})
+    factor, user, state, attempt = step
     try:
-        flow.data["page"] = factor.begin(user, state, _attempt(flow, tenants, ip))
+        flow.data["page"] = factor.begin(user, state, attempt)
     except FactorUnavailable as unavailable:
         return Outcome(State.SECOND_FACTOR, unavailable.reason, unavailable.retry_after)
     db.session.commit()
