@@ -112,7 +112,10 @@ def callback_query(page, rp: RelyingParty) -> dict:
 
 
 def focused(page) -> dict:
-    return page.evaluate("""() => {
+    # Chromium applies `autofocus` at its next rendering update, not at load: wait two
+    # animation frames so the answer does not depend on how fast the page was read.
+    return page.evaluate("""async () => {
+        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
         const el = document.activeElement;
         return {tag: el.tagName.toLowerCase(), id: el.id, name: el.getAttribute('name'),
                 type: el.getAttribute('type'), cls: el.className,
