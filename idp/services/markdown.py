@@ -3,7 +3,7 @@
 Two layers, each enough alone for the common attacks: markdown-it-py with raw HTML
 off (``<script>`` stays text) and its link check (``javascript:``, ``vbscript:``,
 ``data:`` refused), then nh3 (the Ammonia sanitiser) keeping only the tags below,
-``href``/``title`` on links, and http(s)/mailto URLs; event handlers (``on*``),
+``href``/``title`` on links, and absolute http(s)/mailto URLs; event handlers (``on*``),
 ``style`` and every other attribute go. Headings move one level down: the page's own
 ``<h1>`` is the document's title.
 """
@@ -22,11 +22,15 @@ URL_SCHEMES = {"http", "https", "mailto"}
 _PARSER = MarkdownIt("js-default", {"html": False, "linkify": False, "typographer": False})
 
 
+# Relative links are dropped too: a terms text links to absolute addresses only.
+_CLEANER = nh3.Cleaner(tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                       url_schemes=URL_SCHEMES, link_rel="noopener noreferrer nofollow",
+                       strip_comments=True, url_relative="deny")
+
+
 def sanitise(html: str) -> str:
     """Keep only the allowed tags and attributes (the second layer; tests call it alone)."""
-    return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
-                     url_schemes=URL_SCHEMES, link_rel="noopener noreferrer nofollow",
-                     strip_comments=True)
+    return _CLEANER.clean(html)
 
 
 def render(markdown: str) -> str:
