@@ -44,6 +44,12 @@ def _page(flow, client, pending: list, error: str | None = None, status: int = 2
         after=len(pending) - 1, error=error), status
 
 
+def _not_waiting():
+    """A replayed or late answer: no terms of this flow wait for one."""
+    return error_page(_("These terms are not waiting for an answer. Go back to the "
+                        "application and start again."), 400)
+
+
 @bp.route("/terms", methods=["GET", "POST"])
 def step():
     flow = _authorization_flow()
@@ -51,16 +57,13 @@ def step():
     if g.user is None or client is None:
         return _continue(flow)  # signed out meanwhile, or a client gone: the plan decides
     if flow.state != State.TERMS.value:
-        if request.method == "POST":  # a replayed or late answer: this step is not asked
-            return error_page(_("These terms are not waiting for an answer. Go back to the "
-                                "application and start again."), 400)
+        if request.method == "POST":  # this step is not asked (any more)
+            return _not_waiting()
         return _continue(flow)
     tenant_id = flow.data.get("tenant_id")
     pending = terms.pending_terms(g.user, tenant_id, client)
-    if not pending:
-        return _continue(flow)
     if request.method == "GET":
-        return _page(flow, client, pending)
+        return _page(flow, client, pending) if pending else _continue(flow)
     decision = request.form.get("decision")
     if decision == "decline":
         flows.finish(flow)
@@ -68,6 +71,8 @@ def step():
             end_session(session, g.user, request.remote_addr)
         return deliver_error(flow.params, flow.data["redirect_uri"], "access_denied",
                              "The user declined the terms.")
+    if not pending:  # answered meanwhile (another tab): nothing to accept here
+        return _not_waiting()
     if decision != "accept":
         return _page(flow, client, pending, _("Choose whether to accept the terms."), 400)
     try:
@@ -75,6 +80,9 @@ def step():
                      ip=request.remote_addr, user_agent=request.user_agent.string)
     except terms.NotPending:
         db.session.rollback()
+        pending = terms.pending_terms(g.user, tenant_id, client)
+        if not pending:
+            return _not_waiting()
         return _page(flow, client, pending, _("These terms have changed or were already "
                                               "answered. Read the terms below."), 400)
     db.session.commit()

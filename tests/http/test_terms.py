@@ -280,3 +280,35 @@ def test_a_row_written_around_the_publisher_is_sanitised_at_display(driver, rp, 
     db.session.commit()
     page = _terms_page(driver, driver.login(_authorize(driver, rp)))
     assert "<p>Hi</p>" in page.text and "alert(" not in page.text.split("terms-text")[1]
+
+
+def test_the_chosen_organisations_terms_at_a_shared_client(factory, driver, acme, alice):
+    from idp.models import Membership
+
+    globex = factory.tenant("globex", "Globex")
+    db.session.add(Membership(user_id=alice.id, tenant_id=globex.id, role="member"))
+    db.session.commit()
+    publish(acme, name="acme-terms", en="Acme text.")
+    publish(globex, name="globex-terms", en="Globex text.")
+    shared = factory.client(redirect_uri="https://shared.example.com/cb", shared=True)
+    driver.sign_in()
+    page = _terms_page(driver, _authorize(driver, shared, organization="globex"))
+    assert "Globex text." in page.text and "Acme text." not in page.text
+    assert _is_code(driver.follow(_answer(driver, page)), shared)
+    # Acme's terms wait for the day the person picks acme.
+    page = _terms_page(driver, _authorize(driver, shared, organization="acme"))
+    assert "Acme text." in page.text
+
+
+def test_accepted_in_another_tab(driver, rp, acme):
+    """Two tabs at the same terms: the second Accept finds nothing waiting (refused, no
+    second row); a Decline there still declines."""
+    publish(acme)
+    driver.sign_in()
+    first = _terms_page(driver, _authorize(driver, rp))
+    second = _terms_page(driver, _authorize(driver, rp, state="tab2"))
+    assert _is_code(driver.follow(_answer(driver, first)), rp)
+    assert_error_page(_answer(driver, second), 400)
+    assert _acceptances() == 1
+    assert_error_redirect(_answer(driver, second, "decline"), rp.redirect_uri, "access_denied",
+                          state="tab2")
