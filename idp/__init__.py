@@ -141,6 +141,12 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(flows_bp)
 
+    from idp.account import consent_views
+    from idp.flows import terms_views
+
+    app.register_blueprint(terms_views.bp)  # the TERMS step of an authorization
+    app.register_blueprint(consent_views.bp)  # /account/consents
+
     from idp.flows import invitation_views, recovery_views, throttling
 
     app.register_blueprint(invitation_views.bp)

@@ -290,7 +290,9 @@ idp_group.add_command(mail_group)
 @click.option("--grant-type", "grant_types", multiple=True)
 @click.option("--post-logout-redirect-uri", "logout_uris", multiple=True)
 @click.option("--backchannel-logout-uri", default=None)
-@click.option("--consent", is_flag=True, help="Ask the user's consent (third-party client).")
+@click.option("--third-party", "--consent", "third_party", is_flag=True,
+              help="A third-party client: the person is asked to allow the scopes (remembered, "
+                   "revocable on the account page). First-party clients skip consent.")
 @click.option("--auth-method", default=None,
               help="Pin one: client_secret_basic, client_secret_post, private_key_jwt (with "
                    "--jwks), none (--public). Default: a secret sent either way (basic or post).")
@@ -299,7 +301,7 @@ idp_group.add_command(mail_group)
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 @with_appcontext
 def client_create_command(name, redirect_uris, public, tenant_slug, grant_types, logout_uris,
-                          backchannel_logout_uri, consent, auth_method, jwks_file, id_token_alg,
+                          backchannel_logout_uri, third_party, auth_method, jwks_file, id_token_alg,
                           as_json) -> None:
     from idp.services.clients import ClientError, create_client
     from idp.services.tenants import get_by_slug
@@ -314,7 +316,7 @@ def client_create_command(name, redirect_uris, public, tenant_slug, grant_types,
         registered = create_client(
             name, list(redirect_uris), public=public, tenant=tenant,
             grant_types=list(grant_types) or None, post_logout_redirect_uris=list(logout_uris),
-            backchannel_logout_uri=backchannel_logout_uri, require_consent=consent,
+            backchannel_logout_uri=backchannel_logout_uri, third_party=third_party,
             auth_method=auth_method, jwks=jwks, id_token_alg=id_token_alg)
     except ClientError as exc:
         _fail(str(exc))
@@ -322,6 +324,85 @@ def client_create_command(name, redirect_uris, public, tenant_slug, grant_types,
     creds = {"client_id": registered.client.client_id, "client_secret": registered.client_secret}
     click.echo(json.dumps(creds) if as_json else
                f"client_id: {creds['client_id']}\nclient_secret: {creds['client_secret']}")
+
+
+terms_group = AppGroup("terms", help="Terms and conditions documents.")
+idp_group.add_command(terms_group)
+
+
+def _read_text(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+
+
+@terms_group.command("publish")
+@click.option("--tenant", "tenant_slug", default=None,
+              help="The tenant whose document this is, and who requires it.")
+@click.option("--platform", is_flag=True,
+              help="A platform-wide document (no tenant owns it): required by --tenant or "
+                   "--client when given, else by every sign-in.")
+@click.option("--document", "name", required=True, help="Document name, e.g. partner-terms.")
+@click.option("--version", required=True, help="Version label, e.g. 2026-12 or 3.")
+@click.option("--en-file", default=None, help="English text (Markdown).")
+@click.option("--fr-file", default=None, help="French text (Markdown).")
+@click.option("--en-url", default=None, help="English text at an https:// address instead.")
+@click.option("--fr-url", default=None, help="French text at an https:// address instead.")
+@click.option("--client", "client_id", default=None,
+              help="Required by this client (instead of the whole tenant).")
+@with_appcontext
+def terms_publish_command(tenant_slug, platform, name, version, en_file, fr_file, en_url,
+                          fr_url, client_id) -> None:
+    """Publish a version of a terms document and make the document required: people
+    accept its latest version at their next sign-in."""
+    from idp.models import Client
+    from idp.services.tenants import get_by_slug
+    from idp.services.terms import TermsError, Text, publish
+
+    tenant = None
+    if tenant_slug:
+        tenant = get_by_slug(tenant_slug)
+        if tenant is None:
+            _fail(f"no tenant {tenant_slug!r}")
+    client = None
+    if client_id:
+        client = db.session.query(Client).filter_by(client_id=client_id).first()
+        if client is None:
+            _fail(f"no client {client_id!r}")
+    texts = {"en": Text(_read_text(en_file), en_url), "fr": Text(_read_text(fr_file), fr_url)}
+    try:
+        published = publish(name, version, texts, tenant=tenant, platform=platform,
+                            client=client)
+    except TermsError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(json.dumps({"document": name, "version": published.version,
+                           "id": published.id,
+                           "owner": "platform" if platform else tenant.slug}))
+
+
+@terms_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_appcontext
+def terms_list_command(as_json: bool) -> None:
+    """Every terms document: owner, latest version, who requires it, acceptances."""
+    from idp.services.terms import listing
+
+    rows = listing()
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("no terms documents")
+        return
+    click.echo(f"{'DOCUMENT':24} {'OWNER':16} {'LATEST':12} {'ACCEPTED':>8}  REQUIRED BY")
+    for row in rows:
+        click.echo(f"{row['document']:24} {row['owner']:16} {row['latest'] or '-':12} "
+                   f"{row['accepted_latest']:>8}  {', '.join(row['required_by'])}")
 
 
 def _ensure_schema() -> None:

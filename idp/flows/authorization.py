@@ -1,8 +1,8 @@
 """The authorization flow: what stands between an /authorize request and a code.
 
-    START ──► LOGIN ──► SELECT_TENANT ──► CONSENT ──► ISSUE
-      │         ▲  └──────────────┐ ▲        ▲          ▲
-      └─────────┴─────────────────┴─┴────────┴──────────┘  (steps are skipped when not needed)
+    START ──► LOGIN ──► SELECT_TENANT ──► TERMS ──► CONSENT ──► ISSUE
+      │         ▲  └──────────────┐ ▲        ▲        ▲          ▲
+      └─────────┴─────────────────┴─┴────────┴────────┴──────────┘  (steps are skipped when not needed)
 
 LOGIN is the sign-in (flows/signin.py: password, then the second factor the
 policy asks for); it is also the step-up when a signed-in session does not meet
@@ -29,6 +29,7 @@ from idp.oauth.claims import requested_user_claims, scope_claims
 from idp.services import consents
 from idp.services.accounts import memberships_for_client
 from idp.services.sessions import completed_factors
+from idp.services.terms import pending_terms
 
 FLOW_TYPE = "authorization"
 
@@ -37,15 +38,17 @@ class State(Enum):
     START = "start"
     LOGIN = "login"
     SELECT_TENANT = "select_tenant"
+    TERMS = "terms"
     CONSENT = "consent"
     ISSUE = "issue"
 
 
 TRANSITIONS = {
-    "start": ("login", "select_tenant", "consent", "issue"),
-    "login": ("select_tenant", "consent", "issue"),
-    "select_tenant": ("login", "consent", "issue"),
-    "consent": ("login", "select_tenant", "issue"),
+    "start": ("login", "select_tenant", "consent", "issue", "terms"),
+    "login": ("select_tenant", "consent", "issue", "terms"),
+    "select_tenant": ("login", "consent", "issue", "terms"),
+    "terms": ("login", "select_tenant", "consent", "issue"),
+    "consent": ("login", "select_tenant", "issue", "terms"),
 }
 
 # The view that runs each step a person takes (ISSUE is the code, no page).
@@ -53,12 +56,14 @@ ENDPOINTS = {
     State.LOGIN: "flows.login",
     State.SELECT_TENANT: "flows.select_tenant",
     State.CONSENT: "flows.consent",
+    State.TERMS: "terms.step",
 }
 
 PROMPT_NONE_ERRORS = {
     State.LOGIN: "login_required",
     State.SELECT_TENANT: "account_selection_required",
     State.CONSENT: "consent_required",
+    State.TERMS: "interaction_required",
 }
 
 ACR_VALUES = assurance.ACR_VALUES  # published in discovery
@@ -170,7 +175,7 @@ def _consent_needed(flow: Flow, user: User, client: Client) -> bool:
         return False
     if "consent" in prompts(flow):
         return True
-    if not client.require_consent:
+    if not client.third_party:
         return False
     consent = consents.find(user.id, client.client_id)
     if consent is None:
@@ -238,6 +243,8 @@ def plan(flow: Flow, auth: Authentication, client: Client) -> State:
             if auth.level < needed:
                 flow.data["step_up"] = needed  # the sign-in asks for the missing factor
                 step = State.LOGIN
+            elif pending_terms(auth.user, flow.data.get("tenant_id"), client):
+                step = State.TERMS
             else:
                 step = State.CONSENT if _consent_needed(flow, auth.user, client) \
                     else State.ISSUE

@@ -7,6 +7,7 @@ from idp.models.mail import OutboxMessage
 from idp.models.oauth import Client, ClientAssertionJti, Consent, Grant, RevokedJti, Token
 from idp.models.sessions import BrowserSession
 from idp.models.tenants import Tenant
+from idp.models.terms import TermsAcceptance, TermsDocument, TermsRequirement, TermsVersion
 from idp.models.throttle import RateLimitCounter
 
 __all__ = [
@@ -23,6 +24,10 @@ __all__ = [
     "RateLimitCounter",
     "RevokedJti",
     "Tenant",
+    "TermsAcceptance",
+    "TermsDocument",
+    "TermsRequirement",
+    "TermsVersion",
     "Token",
     "User",
 ]

@@ -45,7 +45,9 @@ class Client(db.Model):
     # Public keys (a JWK Set) for private_key_jwt.
     jwks: Mapped[dict | None] = mapped_column(JSONType)
     id_token_signed_response_alg: Mapped[str] = mapped_column(String(10), nullable=False, default="RS256")
-    require_consent: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # A third-party client (not run by the platform or the tenant) gets the scope consent
+    # page; a first-party one skips it (``prompt=consent`` still asks).
+    third_party: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
 
     tenant = relationship("Tenant")

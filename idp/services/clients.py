@@ -30,7 +30,7 @@ class RegisteredClient:
 def create_client(name: str, redirect_uris: list[str], *, public: bool = False,
                   tenant: Tenant | None = None, grant_types: list[str] | None = None,
                   post_logout_redirect_uris: list[str] | None = None,
-                  backchannel_logout_uri: str | None = None, require_consent: bool = False,
+                  backchannel_logout_uri: str | None = None, third_party: bool = False,
                   auth_method: str | None = None, jwks: dict | None = None,
                   id_token_alg: str = "RS256", client_id: str | None = None) -> RegisteredClient:
     if not name or len(name) > 200:
@@ -63,7 +63,7 @@ def create_client(name: str, redirect_uris: list[str], *, public: bool = False,
         name=name, tenant_id=tenant.id if tenant else None, redirect_uris=uris,
         post_logout_redirect_uris=logout_uris, backchannel_logout_uri=backchannel_logout_uri,
         grant_types=grant_types, token_endpoint_auth_methods=auth_methods, jwks=jwks,
-        require_consent=require_consent, id_token_signed_response_alg=id_token_alg)
+        third_party=third_party, id_token_signed_response_alg=id_token_alg)
     db.session.add(client)
     db.session.flush()
     return RegisteredClient(client, secret)

@@ -211,13 +211,17 @@ def refresh_token_active(row: Token) -> bool:
             and row.refresh_expires_at is not None and row.refresh_expires_at > now)
 
 
-def revoke_user_tokens(user_id: int) -> None:
-    """Every grant of a user dies (password reset, account disabled)."""
-    for grant_id in db.session.scalars(
-            select(Grant.id).where(Grant.user_id == user_id, Grant.revoked_at.is_(None))):
+def revoke_user_tokens(user_id: int, client_id: str | None = None) -> None:
+    """Every grant of a user dies (password reset, account disabled), or only those of one
+    client (the person revoked that client's consent)."""
+    grants = select(Grant.id).where(Grant.user_id == user_id, Grant.revoked_at.is_(None))
+    rows = update(Token).where(Token.user_id == user_id, Token.revoked_at.is_(None))
+    if client_id is not None:
+        grants = grants.where(Grant.client_id == client_id)
+        rows = rows.where(Token.client_id == client_id)
+    for grant_id in db.session.scalars(grants):
         revoke_grant(grant_id)
-    db.session.execute(update(Token).where(Token.user_id == user_id, Token.revoked_at.is_(None))
-                       .values(revoked_at=int(time.time())))
+    db.session.execute(rows.values(revoked_at=int(time.time())))
 
 
 # ------------------------------------------------------- userinfo, revocation, introspection

@@ -38,7 +38,7 @@ def test_organisation_picker_for_a_shared_client(page, live_server, two_tenant_p
 
 
 def test_consent_allow_is_remembered(page, live_server, person, make_rp):
-    rp = make_rp(require_consent=True)
+    rp = make_rp(third_party=True)
     auth = rp.authorization(live_server.url)
     page.goto(auth.url)
     sign_in(page, LONG_EMAIL)
@@ -65,7 +65,7 @@ def test_consent_allow_is_remembered(page, live_server, person, make_rp):
 
 @phone_only
 def test_consent_deny_returns_access_denied(page, live_server, person, make_rp):
-    rp = make_rp(require_consent=True)
+    rp = make_rp(third_party=True)
     auth = rp.authorization(live_server.url)
     page.goto(auth.url)
     sign_in(page, LONG_EMAIL)

@@ -408,7 +408,7 @@ def test_a_step_without_a_prompt_none_error_is_interaction_required(app, driver,
 
 def test_step_views_refuse_a_flow_in_another_state(client, factory, driver, alice):
     """Posting a consent for a flow that still waits for its sign-in decides nothing."""
-    consent_rp = factory.client(require_consent=True)
+    consent_rp = factory.client(third_party=True)
     first = _authorize(driver, consent_rp)
     flow_id = query_of(first.headers["Location"])["flow"]
     driver.sign_in()  # signed in elsewhere; this flow is still at its LOGIN step

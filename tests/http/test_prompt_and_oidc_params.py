@@ -47,7 +47,7 @@ def test_prompt_none_with_session_issues_a_code(driver, rp):
 
 
 def test_prompt_none_without_consent_is_consent_required(app, factory, driver, alice):
-    third_party = factory.client(require_consent=True)
+    third_party = factory.client(third_party=True)
     driver.sign_in()
     response = _authorize(driver, third_party, prompt="none", state="c")
     assert_error_redirect(response, third_party.redirect_uri, "consent_required", state="c",
@@ -55,7 +55,7 @@ def test_prompt_none_without_consent_is_consent_required(app, factory, driver, a
 
 
 def test_prompt_none_after_consent_issues_a_code(factory, driver, alice):
-    third_party = factory.client(require_consent=True)
+    third_party = factory.client(third_party=True)
     driver.sign_in()
     _consent(driver, _authorize(driver, third_party, scope="openid email"), "allow")
     assert _is_code(_authorize(driver, third_party, prompt="none", scope="openid email"),
@@ -319,7 +319,7 @@ def _consent(driver, response, decision):
 
 
 def test_consent_allow_issues_a_code(factory, driver, alice):
-    third_party = factory.client(require_consent=True)
+    third_party = factory.client(third_party=True)
     driver.sign_in()
     response = _consent(driver, _authorize(driver, third_party), "allow")
     assert response.status_code == 303
@@ -327,7 +327,7 @@ def test_consent_allow_issues_a_code(factory, driver, alice):
 
 
 def test_consent_deny_is_access_denied_with_iss(app, factory, driver, alice):
-    third_party = factory.client(require_consent=True)
+    third_party = factory.client(third_party=True)
     driver.sign_in()
     response = _consent(driver, _authorize(driver, third_party, state="d"), "deny")
     assert response.status_code == 303
@@ -336,7 +336,7 @@ def test_consent_deny_is_access_denied_with_iss(app, factory, driver, alice):
 
 
 def test_consent_post_needs_the_csrf_token(factory, driver, alice):
-    third_party = factory.client(require_consent=True)
+    third_party = factory.client(third_party=True)
     driver.sign_in()
     page = driver.follow(_authorize(driver, third_party))
     action = html.unescape(re.search(r'action="([^"]*consent[^"]*)"', page.text).group(1))
@@ -353,7 +353,7 @@ def test_prompt_consent_asks_again(factory, driver, rp):
 
 
 def test_full_login_with_consent_and_password(factory, driver, alice):
-    third_party = factory.client(require_consent=True)
+    third_party = factory.client(third_party=True)
     response = driver.login(_authorize(driver, third_party), password=PASSWORD)
     response = _consent(driver, response, "allow")
     assert _is_code(driver.follow(response), third_party)
@@ -362,7 +362,7 @@ def test_full_login_with_consent_and_password(factory, driver, alice):
 def test_decisions_in_a_flow_belong_to_who_made_them(app, factory, driver, alice):
     """A flow paused at consent survives a sign-out and sign-in (flows live in the browser
     session): whoever resumes it must not inherit the organisation chosen for someone else."""
-    third_party = factory.client(require_consent=True)  # a client of acme only
+    third_party = factory.client(third_party=True)  # a client of acme only
     factory.user("mallory@example.com", tenant=factory.tenant("other", "Other"))
     paused = driver.follow(driver.login(_authorize(driver, third_party, state="p")))
     assert 'name="decision"' in paused.text  # alice, of acme, is asked to consent
@@ -418,7 +418,7 @@ def _consent_row(user, client_id):
 @pytest.fixture
 def third_party(factory):
     factory.user(given_name="Alice", family_name="Martin")
-    return factory.client(require_consent=True)
+    return factory.client(third_party=True)
 
 
 def test_consent_page_lists_the_claims_requested_one_by_one(client, driver, third_party):
