@@ -26,9 +26,9 @@ from flask import current_app
 from sqlalchemy import select
 
 from idp.extensions import db
-from idp.models import AccountToken, Membership, Tenant, User
+from idp.models import AccountToken, Tenant, User
 from idp.models.accounts import ROLES
-from idp.services import account_tokens, accounts, audit
+from idp.services import account_tokens, accounts, audit, memberships
 from idp.services.links import external_url
 
 PURPOSE = "invite"
@@ -92,12 +92,7 @@ def _pending(user: User) -> bool:
 
 
 def _add_membership(user: User, tenant: Tenant, role: str) -> None:
-    found = db.session.scalar(select(Membership).where(Membership.user_id == user.id,
-                                                       Membership.tenant_id == tenant.id))
-    if found is None:
-        db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role=role))
-        db.session.flush()
-        db.session.refresh(user, ["memberships"])
+    memberships.add(user, tenant, role)
 
 
 def _notice(user: User, tenant: Tenant) -> None:
