@@ -141,6 +141,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(flows_bp)
 
+    from idp.flows import tenant_views
+
+    app.register_blueprint(tenant_views.bp)
+
     from idp.flows import invitation_views, recovery_views, throttling
 
     app.register_blueprint(invitation_views.bp)

@@ -148,3 +148,12 @@ def binding_valid(user_id: int | None, tenant_id: int | None) -> bool:
         select(Membership.id).join(Tenant, Tenant.id == Membership.tenant_id)
         .where(Membership.user_id == user_id, Membership.tenant_id == tenant_id,
                Tenant.active.is_(True))) is not None
+
+
+def served_at(user: User, client_id: str | None) -> list[Membership]:
+    """``served_memberships`` for a client known by its client_id (None: any client); an
+    unknown client serves nothing."""
+    if client_id is None:
+        return served_memberships(user, None)
+    client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    return served_memberships(user, client) if client is not None else []
