@@ -256,7 +256,8 @@ def user_create_command(tenant_slug: str, email: str, password: str | None, role
         _fail(f"no tenant {tenant_slug!r}")
     if invite and password:
         _fail("--invite and --password exclude each other: the person chooses the password")
-    if _existing_account(email):
+    existing = _existing_account(email)
+    if existing is not None and not (invite and _awaiting_activation(existing)):
         _add_membership(tenant, email, role, password, invite)
         return
     if invite:
@@ -287,13 +288,20 @@ def user_create_command(tenant_slug: str, email: str, password: str | None, role
     click.echo(json.dumps({"id": user.id, "sub": user.sub, "email": user.email}))
 
 
-def _existing_account(email: str) -> bool:
+def _existing_account(email: str):
     from idp.services.accounts import AccountError, get_by_email, valid_email
 
     try:
-        return get_by_email(valid_email(email)) is not None
+        return get_by_email(valid_email(email))
     except AccountError:
-        return False  # create_user says what is wrong with the address
+        return None  # create_user says what is wrong with the address
+
+
+def _awaiting_activation(user) -> bool:
+    """Invited and never activated: --invite again resends the welcome link."""
+    from idp.services.invitations import awaiting_activation
+
+    return awaiting_activation(user)
 
 
 def _add_membership(tenant, email: str, role: str, password: str | None, invite: bool) -> None:

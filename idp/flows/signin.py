@@ -201,6 +201,12 @@ def candidates(flow: flows.Flow) -> list:
     return memberships.served_at(user, flow.params.get("client_id")) if user else []
 
 
+def pending_email(flow: flows.Flow) -> str:
+    """The address of the person this sign-in is for (the picker says whose account)."""
+    user = _user(flow)
+    return user.email if user is not None else ""
+
+
 def submit_tenant(flow: flows.Flow, raw: str | None, ip: str | None) -> Outcome:
     """The pending person's pick (tenant_pick.InvalidChoice for one not offered)."""
     if flow.state != State.SELECT_TENANT.value:

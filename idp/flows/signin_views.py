@@ -29,7 +29,7 @@ from idp.flows.authorization import (
 )
 from idp.flows.logout import FLOW_TYPE as LOGOUT
 from idp.mail.messages import branding
-from idp.models import Tenant, User
+from idp.models import Tenant
 from idp.oauth.authorize import deliver_error, error_page
 from idp.oauth.claims import SCOPE_CLAIMS
 from idp.oauth.logout import finish_logout
@@ -215,7 +215,7 @@ def login_tenant():
     attempt = _signin_flow(signin.State.SELECT_TENANT)
     action = url_for("flows.login_tenant", signin=attempt.id)
     candidates = signin.candidates(attempt)
-    email = (db.session.get(User, attempt.data["user_id"]) or User(email="")).email
+    email = signin.pending_email(attempt)
     if request.method == "GET":
         return tenant_views.picker(action, candidates, email, pending=True)
     try:

@@ -85,6 +85,12 @@ def invite_user(tenant: Tenant, email: str, role: str = "member", invited_by: Us
     return Invitation(existing, False)
 
 
+def awaiting_activation(user: User) -> bool:
+    """An account invited (or self-registered) and never activated: inviting it again sends
+    a fresh welcome link instead of refusing."""
+    return _pending(user)
+
+
 def _pending(user: User) -> bool:
     """Never activated: inactive, email never verified, never signed in (invited and not
     completed, or self-registered and not confirmed). A disabled account is not pending."""
