@@ -387,3 +387,33 @@ def test_a_client_shared_with_others_only_denies_the_person(app, factory, driver
     answer = driver.follow(driver.login(response, EMAIL, PASSWORD))
     assert_error_redirect(answer, listed.redirect_uri, "access_denied", state="s",
                           issuer=app.config["IDP_ISSUER"])
+
+
+def test_refresh_checks_the_membership_itself_not_only_the_revocation(client, driver, alice,
+                                                                       beta, shared):
+    """A membership gone by another path than `idp user remove` (no grant revoked): the
+    binding check alone refuses the refresh."""
+    from sqlalchemy import delete
+
+    tokens = _beta_tokens(client, driver, shared)
+    db.session.execute(delete(Membership).where(Membership.user_id == alice.id,
+                                                Membership.tenant_id == beta.id))
+    db.session.commit()
+    response = _refresh(driver, shared, tokens["refresh_token"])
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_switch_account_to_a_stricter_company_asks_the_missing_factor(client, factory, driver,
+                                                                      alice):
+    driver.sign_in()  # acme only (optional): one factor
+    strict = factory.tenant("beta", "Beta Logistics")
+    set_mfa_policy(strict, REQUIRED)
+    db.session.add(Membership(user_id=alice.id, tenant_id=strict.id, role="member"))
+    db.session.commit()
+    page = client.get("/switch-account")
+    answer = _pick(client, page, strict.id)
+    assert answer.status_code == 303 and answer.headers["Location"].startswith(CODE_PAGE)
+    assert "for Acme." in client.get("/account").text, "not switched before the factor"
+    done = driver.answer_code(answer)
+    assert done.status_code == 303
+    assert "for Beta Logistics." in client.get("/account").text
