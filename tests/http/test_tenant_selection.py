@@ -417,3 +417,18 @@ def test_switch_account_to_a_stricter_company_asks_the_missing_factor(client, fa
     done = driver.answer_code(answer)
     assert done.status_code == 303
     assert "for Beta Logistics." in client.get("/account").text
+
+
+def test_the_picker_shows_a_tenants_logo_and_allows_only_its_origin(client, driver, alice,
+                                                                    beta, shared):
+    beta.settings = {**beta.settings, "logo_url": "https://cdn.beta.example/logo.png"}
+    acme = get_by_slug("acme")
+    acme.settings = {**(acme.settings or {}), "logo_url": "javascript:alert(1)"}
+    db.session.commit()
+    page, _ = _to_pending_picker(client, driver, shared)
+    assert page.text.count('class="tenant-choice-logo"') == 1
+    assert 'src="https://cdn.beta.example/logo.png"' in page.text
+    assert "javascript:" not in page.text
+    policy = page.headers["Content-Security-Policy"]
+    assert "img-src 'self' data: https://cdn.beta.example;" in policy
+    assert "frame-ancestors 'none'" in policy
