@@ -5,9 +5,10 @@
       └─────────┴─────────────────┴─┴────────┴──────────┘  (steps are skipped when not needed)
 
 LOGIN is the sign-in (flows/signin.py: password, the company when the person
-must pick one, then the second factor that company's policy asks for); it is also the step-up when a signed-in session does not meet
-the tenant's MFA policy or the ``acr_values`` / essential ``acr`` asked for: the
-sign-in then asks only for the missing factor. ``max_age`` and ``prompt=login``
+must pick one, then the second factor that company's policy asks for); it is
+also the step-up when a signed-in session does not meet the tenant's MFA policy
+or the ``acr_values`` / essential ``acr`` asked for: the sign-in then asks only
+for the missing factor. ``max_age`` and ``prompt=login``
 ask every factor again. ``plan`` looks at the request and the browser session
 and names the next state; the views run that step (``ENDPOINTS``) and call
 ``plan`` again. With ``prompt=none`` a step that needs the person becomes an

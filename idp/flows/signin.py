@@ -25,8 +25,8 @@ Which second factor: an enrolled one is always asked; otherwise the level
 needed is the MFA policy of the tenant in play (the one picked, the client's,
 the tenant page's; a sign-in outside any authorization: the strictest of every
 membership of the person) and the level the authorization asks for
-(``acr_values``, an essential ``acr``, a step-up). Phishing-resistant has no factor yet: the
-sign-in fails closed (``PolicyUnmet``).
+(``acr_values``, an essential ``acr``, a step-up). Phishing-resistant has no
+factor yet: the sign-in fails closed (``PolicyUnmet``).
 """
 
 from __future__ import annotations
