@@ -204,6 +204,12 @@ def _routes(app: Flask) -> None:
         _check_csrf()
         return _provider().authorize_redirect(_url("/callback"))
 
+    @app.post("/switch")
+    def switch():
+        """Switch account: the provider shows its company picker again, no password."""
+        _check_csrf()
+        return _provider().authorize_redirect(_url("/callback"), prompt="select_account")
+
     @app.get("/callback")
     def callback():
         provider = _provider()

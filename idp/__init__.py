@@ -146,6 +146,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(terms_views.bp)  # the TERMS step of an authorization
     app.register_blueprint(consent_views.bp)  # /account/consents
+    from idp.flows import tenant_views
+
+    app.register_blueprint(tenant_views.bp)
 
     from idp.flows import invitation_views, recovery_views, throttling
 

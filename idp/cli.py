@@ -210,9 +210,13 @@ def tenant_create_command(slug: str, name: str, no_self_registration: bool,
 @click.argument("slug")
 @click.option("--name", default=None)
 @MFA_OPTION
+@click.option("--disable/--enable", "disable", default=None,
+              help="A disabled tenant signs nobody in; its refresh tokens stop working.")
 @with_appcontext
-def tenant_update_command(slug: str, name: str | None, mfa: str | None) -> None:
+def tenant_update_command(slug: str, name: str | None, mfa: str | None,
+                          disable: bool | None) -> None:
     from idp.factors.assurance import mfa_policy, set_mfa_policy
+    from idp.services.memberships import set_active
     from idp.services.tenants import get_by_slug
 
     tenant = get_by_slug(slug)
@@ -224,8 +228,11 @@ def tenant_update_command(slug: str, name: str | None, mfa: str | None) -> None:
         tenant.name = name.strip()
     if mfa is not None:
         set_mfa_policy(tenant, mfa)
+    if disable is not None:
+        set_active(tenant, not disable)
     db.session.commit()
-    click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug, "mfa": mfa_policy(tenant)}))
+    click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug, "mfa": mfa_policy(tenant),
+                           "active": tenant.active}))
 
 
 user_group = AppGroup("user", help="Users.")
@@ -249,6 +256,10 @@ def user_create_command(tenant_slug: str, email: str, password: str | None, role
         _fail(f"no tenant {tenant_slug!r}")
     if invite and password:
         _fail("--invite and --password exclude each other: the person chooses the password")
+    existing = _existing_account(email)
+    if existing is not None and not (invite and _awaiting_activation(existing)):
+        _add_membership(tenant, email, role, password, invite)
+        return
     if invite:
         from idp.services.invitations import invite_user
 
@@ -277,6 +288,58 @@ def user_create_command(tenant_slug: str, email: str, password: str | None, role
     click.echo(json.dumps({"id": user.id, "sub": user.sub, "email": user.email}))
 
 
+def _existing_account(email: str):
+    from idp.services.accounts import AccountError, get_by_email, valid_email
+
+    try:
+        return get_by_email(valid_email(email))
+    except AccountError:
+        return None  # create_user says what is wrong with the address
+
+
+def _awaiting_activation(user) -> bool:
+    """Invited and never activated: --invite again resends the welcome link."""
+    from idp.services.invitations import awaiting_activation
+
+    return awaiting_activation(user)
+
+
+def _add_membership(tenant, email: str, role: str, password: str | None, invite: bool) -> None:
+    """`user create` for an address that has an account: the membership only."""
+    from idp.services.memberships import MembershipError, add_existing_account
+
+    try:
+        membership = add_existing_account(tenant, email, role, password=password, invite=invite)
+    except MembershipError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    db.session.commit()
+    user = membership.user
+    click.echo(json.dumps({"id": user.id, "sub": user.sub, "email": user.email,
+                           "tenant": tenant.slug, "role": membership.role, "created": False}))
+
+
+@user_group.command("remove")
+@click.option("--tenant", "tenant_slug", required=True)
+@click.option("--email", required=True)
+@with_appcontext
+def user_remove_command(tenant_slug: str, email: str) -> None:
+    """End a membership (the account stays); its refresh tokens for that tenant die."""
+    from idp.services.memberships import MembershipError, remove
+    from idp.services.tenants import get_by_slug
+
+    tenant = get_by_slug(tenant_slug)
+    if tenant is None:
+        _fail(f"no tenant {tenant_slug!r}")
+    try:
+        revoked = remove(tenant, email)
+    except MembershipError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(json.dumps({"tenant": tenant.slug, "removed": True, "revoked_grants": revoked}))
+
+
 client_group = AppGroup("client", help="OAuth clients.")
 idp_group.add_command(client_group)
 idp_group.add_command(mail_group)
@@ -286,7 +349,12 @@ idp_group.add_command(mail_group)
 @click.option("--name", required=True)
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--public", is_flag=True, help="A native or browser app without a secret (PKCE).")
-@click.option("--tenant", "tenant_slug", default=None)
+@click.option("--tenant", "tenant_slug", default=None,
+              help="Owned by this tenant: serves it alone.")
+@click.option("--shared", is_flag=True, help="Shared by every tenant (the default without "
+              "--tenant).")
+@click.option("--shared-with", "shared_with", default=None,
+              help="Shared by these tenants only: SLUG,SLUG.")
 @click.option("--grant-type", "grant_types", multiple=True)
 @click.option("--post-logout-redirect-uri", "logout_uris", multiple=True)
 @click.option("--backchannel-logout-uri", default=None)
@@ -300,17 +368,26 @@ idp_group.add_command(mail_group)
 @click.option("--id-token-alg", default="RS256", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 @with_appcontext
-def client_create_command(name, redirect_uris, public, tenant_slug, grant_types, logout_uris,
-                          backchannel_logout_uri, third_party, auth_method, jwks_file, id_token_alg,
-                          as_json) -> None:
+def client_create_command(name, redirect_uris, public, tenant_slug, shared, shared_with,
+                          grant_types, logout_uris, backchannel_logout_uri, third_party,
+                          auth_method, jwks_file, id_token_alg, as_json) -> None:
     from idp.services.clients import ClientError, create_client
+    from idp.services.memberships import share_with
     from idp.services.tenants import get_by_slug
 
+    if sum(map(bool, (tenant_slug, shared, shared_with))) > 1:
+        _fail("choose one of --tenant (owned), --shared (every tenant) or --shared-with")
     tenant = None
     if tenant_slug:
         tenant = get_by_slug(tenant_slug)
         if tenant is None:
             _fail(f"no tenant {tenant_slug!r}")
+    listed = []
+    for slug in (shared_with or "").split(","):
+        if slug.strip():
+            listed.append(get_by_slug(slug.strip()) or _fail(f"no tenant {slug.strip()!r}"))
+    if shared_with is not None and not listed:
+        _fail("--shared-with needs at least one tenant slug")
     jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else None
     try:
         registered = create_client(
@@ -320,6 +397,8 @@ def client_create_command(name, redirect_uris, public, tenant_slug, grant_types,
             auth_method=auth_method, jwks=jwks, id_token_alg=id_token_alg)
     except ClientError as exc:
         _fail(str(exc))
+    if listed:
+        share_with(registered.client, listed)
     db.session.commit()
     creds = {"client_id": registered.client.client_id, "client_secret": registered.client_secret}
     click.echo(json.dumps(creds) if as_json else

@@ -4,15 +4,23 @@
       │         ▲  └──────────────┐ ▲        ▲        ▲          ▲
       └─────────┴─────────────────┴─┴────────┴────────┴──────────┘  (steps are skipped when not needed)
 
-LOGIN is the sign-in (flows/signin.py: password, then the second factor the
-policy asks for); it is also the step-up when a signed-in session does not meet
-the tenant's MFA policy or the ``acr_values`` / essential ``acr`` asked for: the
-sign-in then asks only for the missing factor. ``max_age`` and ``prompt=login``
+LOGIN is the sign-in (flows/signin.py: password, the company when the person
+must pick one, then the second factor that company's policy asks for); it is
+also the step-up when a signed-in session does not meet the tenant's MFA policy
+or the ``acr_values`` / essential ``acr`` asked for: the sign-in then asks only
+for the missing factor. ``max_age`` and ``prompt=login``
 ask every factor again. ``plan`` looks at the request and the browser session
 and names the next state; the views run that step (``ENDPOINTS``) and call
 ``plan`` again. With ``prompt=none`` a step that needs the person becomes an
 error instead (OIDC Core 3.1.2.6): ``PROMPT_NONE_ERRORS``, else
 ``interaction_required``.
+
+SELECT_TENANT is the picker for a person already signed in: ``prompt=select_account``,
+**Switch account** (``reselect``), or a client that serves several of their
+companies but not the one the session uses. flows/tenant_pick.py holds the rule;
+the pick can then step up (LOGIN) when the company's policy asks for more than the
+session has. A tenant picked earlier that the client no longer serves (the tenant
+was disabled, the membership ended) is picked again.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from enum import Enum
 
 from idp.extensions import db
 from idp.factors import assurance
+from idp.flows import tenant_pick
 from idp.flows.base import Flow
 from idp.models import Client, Tenant, User
 from idp.oauth.claims import requested_user_claims, scope_claims
-from idp.services import consents
+from idp.services import consents, memberships
 from idp.services.accounts import memberships_for_client
 from idp.services.sessions import completed_factors
 from idp.services.terms import pending_terms
@@ -92,12 +101,14 @@ class Authentication:
     auth_time: int | None
     sid: str | None
     factors: list = field(default_factory=list)
+    tenant_id: int | None = None  # the company the session works for (flows/tenant_pick.py)
 
     @classmethod
     def from_session(cls, session, user: User | None) -> Authentication:
         if user is None:
             return cls(None, None, None, [])
-        return cls(user, session.get("auth_time"), session.sid, completed_factors(session))
+        return cls(user, session.get("auth_time"), session.sid, completed_factors(session),
+                   tenant_pick.in_use(session))
 
     @property
     def amr(self) -> list[str]:
@@ -132,26 +143,34 @@ def _fresh_login_needed(flow: Flow, auth: Authentication) -> bool:
     return bool(hint_sub and auth.user is not None and hint_sub != auth.user.sub)
 
 
-def _resolve_tenant(flow: Flow, user: User, client: Client) -> State | None:
+def choosing(flow: Flow) -> bool:
+    """Did the request (``prompt=select_account``) or the person (Switch account) ask to
+    pick the company again?"""
+    return "select_account" in prompts(flow) or bool(flow.data.get("reselect"))
+
+
+def _resolve_tenant(flow: Flow, auth: Authentication, client: Client) -> State | None:
     """Pick the tenant when it is unambiguous; SELECT_TENANT when the person must choose."""
+    served = memberships.served_memberships(auth.user, client)
     if "tenant_id" in flow.data:
-        return None
-    memberships = memberships_for_client(user, client.tenant_id)
-    if not memberships:
-        if client.tenant_id is not None:
+        picked = flow.data["tenant_id"]
+        if picked is None or any(m.tenant_id == picked for m in served):
+            return None
+        flow.data.pop("tenant_id")  # no longer served: disabled, or the membership ended
+    if not served:
+        # Only a person of no company at all may use a client shared with every tenant
+        # without one; a company disabled is no company to sign in to.
+        if client.tenant_id is not None or memberships.shared_with(client) \
+                or memberships_for_client(auth.user, None):
             raise AuthorizationDenied("access_denied", "The user has no access to this client.")
         flow.data["tenant_id"] = None
         return None
-    wanted = flow.params.get("organization")
-    if wanted:
-        for membership in memberships:
-            if membership.tenant.slug == wanted:
-                flow.data["tenant_id"] = membership.tenant_id
-                return None
-    if len(memberships) == 1 and "select_account" not in prompts(flow):
-        flow.data["tenant_id"] = memberships[0].tenant_id
-        return None
-    return State.SELECT_TENANT
+    decision = tenant_pick.decide(served, organization=flow.params.get("organization"),
+                                  in_use=auth.tenant_id, select_account=choosing(flow))
+    if decision.pick:
+        return State.SELECT_TENANT
+    flow.data["tenant_id"] = decision.membership.tenant_id
+    return None
 
 
 @dataclass
@@ -210,11 +229,10 @@ def requested_level(flow: Flow) -> int:
 
 
 def needed_level(flow: Flow, tenant_id: int | None, user: User) -> int:
-    """The level this authorization needs: the tenant's MFA policy and the request's."""
+    """The level this authorization needs: the tenant's MFA policy and the request's (no
+    tenant: no company policy applies, the person has none the client serves)."""
     tenant = db.session.get(Tenant, tenant_id) if tenant_id is not None else None
-    tenants = [tenant] if tenant is not None else [
-        m.tenant for m in memberships_for_client(user, None)]
-    policy = assurance.strictest_policy(tenants)
+    policy = assurance.strictest_policy([tenant] if tenant is not None else [])
     return max(assurance.POLICY_LEVELS[policy], requested_level(flow))
 
 
@@ -233,7 +251,7 @@ def plan(flow: Flow, auth: Authentication, client: Client) -> State:
     if auth.user is None or _fresh_login_needed(flow, auth):
         step = State.LOGIN
     else:
-        step = _resolve_tenant(flow, auth.user, client)
+        step = _resolve_tenant(flow, auth, client)
         if step is None:
             needed = needed_level(flow, flow.data.get("tenant_id"), auth.user)
             if needed > assurance.LEVELS[assurance.ACR_MFA]:

@@ -1,9 +1,11 @@
 """The sign-in: a sequence of factor steps kept in a flow until the policy is met.
 
-    IDENTIFY ──► SECOND_FACTOR ──► DONE ──► services/sessions.sign_in
-    (password:    (emailed code,    (the one place the session
-     identifies)   resend)           becomes signed in)
-       └──────────────────────────► DONE   (policy met by the first factor)
+    IDENTIFY ──► SELECT_TENANT ──► SECOND_FACTOR ──► DONE ──► services/sessions.sign_in
+    (password:    (which company:   (emailed code,    (the one place the session
+     identifies)   flows/tenant_     resend)           becomes signed in)
+       │           pick.py)
+       ├──────────────────────────► SECOND_FACTOR     (one company, or none to pick)
+       └─────────────────────────────────────────────► DONE (policy met by the first factor)
 
 The flow record (type ``signin``, in the server-side session) holds the pending
 user, the completed factors (``{"id", "amr", "at"}``), the factor waiting for an
@@ -12,12 +14,19 @@ has no ``uid``, so no page (``/account``, ``/oauth/authorize``, consent, the
 token endpoint through a code) treats them as signed in; the session id
 rotates after each factor and at DONE.
 
+Which company: for an authorization, after the first factor the person picks
+among their memberships the client serves (skipped for one, for an
+``organization`` that names one, or when the client's tenant or the tenant page
+fixes it); the pick is the authorization's tenant once the sign-in is done.
+The pending person picks without being signed in (the picker page checks the
+flow, not a session).
+
 Which second factor: an enrolled one is always asked; otherwise the level
-needed is the strictest MFA policy of the tenants in play (the client's, the
-tenant page's, the ``organization`` asked for, else every membership of the
-person) and the level the authorization asks for (``acr_values``, an
-essential ``acr``, a step-up). Phishing-resistant has no factor yet: the
-sign-in fails closed (``PolicyUnmet``).
+needed is the MFA policy of the tenant in play (the one picked, the client's,
+the tenant page's; a sign-in outside any authorization: the strictest of every
+membership of the person) and the level the authorization asks for
+(``acr_values``, an essential ``acr``, a step-up). Phishing-resistant has no
+factor yet: the sign-in fails closed (``PolicyUnmet``).
 """
 
 from __future__ import annotations
@@ -32,10 +41,11 @@ from idp.factors import assurance
 from idp.factors.base import Accepted, Attempt, Factor, FactorUnavailable, Rejected
 from idp.factors.registry import FACTORS, get_factor
 from idp.flows import base as flows
+from idp.flows import tenant_pick
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
 from idp.flows.authorization import requested_level
 from idp.models import Tenant, User
-from idp.services import audit
+from idp.services import audit, memberships
 from idp.services.accounts import memberships_for_client
 from idp.services.sessions import sign_in
 
@@ -45,16 +55,19 @@ MAX_FIELD = 1024
 
 class State(Enum):
     IDENTIFY = "identify"
+    SELECT_TENANT = "select_tenant"
     SECOND_FACTOR = "second_factor"
     DONE = "done"
 
 
 TRANSITIONS = {
-    "identify": ("second_factor", "done"),
+    "identify": ("select_tenant", "second_factor", "done"),
+    "select_tenant": ("second_factor", "done"),
     "second_factor": ("done",),
 }
 
-ENDPOINTS = {State.IDENTIFY: "flows.login", State.SECOND_FACTOR: "flows.login_code"}
+ENDPOINTS = {State.IDENTIFY: "flows.login", State.SELECT_TENANT: "flows.login_tenant",
+             State.SECOND_FACTOR: "flows.login_code"}
 
 
 class PolicyUnmet(Exception):
@@ -74,9 +87,16 @@ class Outcome:
 
 def start(authorization: flows.Flow | None, tenant_id: int | None,
           user: User | None = None, done: list | None = None) -> flows.Flow:
-    """A new sign-in, for an authorization or not; ``user`` and ``done`` for a step-up."""
+    """A new sign-in, for an authorization or not; ``user`` and ``done`` for a step-up (whose
+    tenant is the one the authorization chose)."""
+    if user is not None and authorization is not None \
+            and authorization.data.get("tenant_id") is not None:
+        tenant_id = authorization.data["tenant_id"]
     params = {"authorization": authorization.id if authorization else None,
               "tenant_id": tenant_id,
+              "client_id": authorization.params.get("client_id") if authorization else None,
+              "select_account": bool(authorization and "select_account" in (
+                  authorization.params.get("prompt") or "").split()),
               "organization": authorization.params.get("organization") if authorization else None,
               "level": max(requested_level(authorization),
                            int(authorization.data.get("step_up") or 1)) if authorization else 1}
@@ -121,9 +141,12 @@ def expects_second_factor(tenant_id: int | None, level: int = 1) -> bool:
 
 
 def _policy_tenants(flow: flows.Flow, user: User) -> list[Tenant]:
-    if flow.params.get("tenant_id") is not None:
-        tenant = db.session.get(Tenant, flow.params["tenant_id"])
+    fixed = flow.data.get("tenant_id", flow.params.get("tenant_id"))
+    if fixed is not None:
+        tenant = db.session.get(Tenant, fixed)
         return [tenant] if tenant is not None else []
+    if flow.params.get("authorization"):
+        return []  # the tenant step found nothing to pick: no membership the client serves
     memberships = memberships_for_client(user, None)
     wanted = flow.params.get("organization")
     chosen = [m.tenant for m in memberships if wanted and m.tenant.slug == wanted]
@@ -156,8 +179,54 @@ def _user(flow: flows.Flow) -> User | None:
     return user if user is not None and user.active else None
 
 
+def _tenant_step(flow: flows.Flow, user: User) -> bool:
+    """Settle the company before the second factor; True when the person must pick."""
+    if "tenant_id" in flow.data or not flow.params.get("authorization") \
+            or flow.params.get("tenant_id") is not None:
+        return False
+    decision = tenant_pick.decide(
+        memberships.served_at(user, flow.params.get("client_id")),
+        organization=flow.params.get("organization"),
+        select_account=bool(flow.params.get("select_account")))
+    if decision.pick:
+        return True
+    if decision.membership is not None:
+        flow.data["tenant_id"] = decision.membership.tenant_id
+    return False
+
+
+def candidates(flow: flows.Flow) -> list:
+    """The memberships the pending person may pick at SELECT_TENANT."""
+    user = _user(flow)
+    return memberships.served_at(user, flow.params.get("client_id")) if user else []
+
+
+def pending_email(flow: flows.Flow) -> str:
+    """The address of the person this sign-in is for (the picker says whose account)."""
+    user = _user(flow)
+    return user.email if user is not None else ""
+
+
+def submit_tenant(flow: flows.Flow, raw: str | None, ip: str | None) -> Outcome:
+    """The pending person's pick (tenant_pick.InvalidChoice for one not offered)."""
+    if flow.state != State.SELECT_TENANT.value:
+        raise flows.FlowError("no tenant to pick")
+    user = _user(flow)
+    if user is None:
+        flows.finish(flow)
+        return Outcome(None, "restart")
+    membership = tenant_pick.chosen(candidates(flow), raw)
+    flow.data["tenant_id"] = membership.tenant_id
+    audit.record("login_tenant", user_id=user.id, tenant_id=membership.tenant_id, ip=ip)
+    return advance(flow, user, ip)
+
+
 def advance(flow: flows.Flow, user: User, ip: str | None) -> Outcome:
-    """After a factor (or at a step-up): ask the next factor, or DONE."""
+    """After a factor, a pick (or at a step-up): ask the company, the next factor, or DONE."""
+    if flow.state == State.IDENTIFY.value and _tenant_step(flow, user):
+        flow.move(State.SELECT_TENANT, TRANSITIONS)
+        flows.save(flow)
+        return Outcome(State.SELECT_TENANT)
     tenants = _policy_tenants(flow, user)
     needed = max(assurance.POLICY_LEVELS[assurance.strictest_policy(tenants)],
                  int(flow.params.get("level") or 1))
@@ -298,12 +367,29 @@ def complete(flow: flows.Flow, ip: str | None) -> flows.Flow | None:
             authorization = flows.load(flow.params["authorization"], AUTHORIZATION)
         except flows.FlowError:
             authorization = None
+    chosen = flow.data.get("tenant_id")
     if authorization is not None:
         authorization.data["login_done"] = True
         authorization.data.pop("step_up", None)
+        if chosen is not None:  # the company picked before the second factor
+            authorization.data.update(tenant_id=chosen, user_id=flow.data["user_id"])
         flows.save(authorization)
     flows.finish(flow)
     audit.record("login", user_id=flow.data["user_id"], ip=ip, amr=assurance.amr_of(done))
     db.session.commit()
     sign_in(session, flow.data["user_id"], done)
+    tenant_pick.use(session, _company_in_use(flow, chosen))
     return authorization
+
+
+def _company_in_use(flow: flows.Flow, chosen: int | None) -> int | None:
+    """The company the new session works for: the one picked, else the only one possible
+    (the client's or the tenant page's, or the person's only membership)."""
+    if chosen is not None:
+        return chosen
+    user = _user(flow)
+    usable = memberships.served_at(user, flow.params.get("client_id")) if user else []
+    fixed = flow.params.get("tenant_id")
+    if fixed is not None:
+        return fixed if any(m.tenant_id == fixed for m in usable) else None
+    return usable[0].tenant_id if len(usable) == 1 else None

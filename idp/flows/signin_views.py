@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 
 from idp.extensions import db
 from idp.flows import base as flows
-from idp.flows import signin
+from idp.flows import signin, tenant_pick, tenant_views
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
 from idp.flows.authorization import State as AuthorizationState
 from idp.flows.authorization import (
@@ -34,8 +34,8 @@ from idp.oauth.authorize import deliver_error, error_page
 from idp.oauth.claims import SCOPE_CLAIMS
 from idp.oauth.logout import finish_logout
 from idp.oauth.server import authorization_server
-from idp.services.accounts import memberships_for_client
 from idp.services.logout import end_session
+from idp.services.memberships import served_memberships
 from idp.services.sessions import completed_factors
 
 bp = Blueprint("flows", __name__)
@@ -111,7 +111,7 @@ def _after_step(attempt, outcome: signin.Outcome, flow, client):
     """Where a sign-in goes after a step: the code page, the application, or the form."""
     if outcome.state is signin.State.DONE:
         return _signed_in(attempt)
-    if outcome.state is signin.State.SECOND_FACTOR:
+    if outcome.state in (signin.State.SECOND_FACTOR, signin.State.SELECT_TENANT):
         return redirect(url_for(signin.ENDPOINTS[outcome.state], signin=attempt.id), code=303)
     return _login_page(flow, client, error=outcome.error or "restart", status=400)
 
@@ -145,7 +145,7 @@ def login():
     return _after_step(attempt, outcome, flow, client)
 
 
-def _signin_flow():
+def _signin_flow(state: signin.State = signin.State.SECOND_FACTOR):
     try:
         attempt = flows.load(request.values.get("signin"), signin.FLOW_TYPE)
     except flows.FlowExpired:
@@ -153,7 +153,7 @@ def _signin_flow():
     except flows.FlowError:
         abort(make_response(error_page(_("This sign-in attempt is no longer valid. "
                                          "Sign in again."))))
-    if attempt.state != signin.State.SECOND_FACTOR.value:  # a step view refuses other states
+    if attempt.state != state.value:  # a step view refuses other states
         abort(make_response(error_page(_("This sign-in attempt is no longer valid. "
                                          "Sign in again."))))
     return attempt
@@ -209,6 +209,24 @@ def login_code_restart():
                     code=303)
 
 
+@bp.route("/login/select-tenant", methods=["GET", "POST"])
+def login_tenant():
+    """The pending person picks the company (before the second factor: its policy decides)."""
+    attempt = _signin_flow(signin.State.SELECT_TENANT)
+    action = url_for("flows.login_tenant", signin=attempt.id)
+    candidates = signin.candidates(attempt)
+    email = signin.pending_email(attempt)
+    if request.method == "GET":
+        return tenant_views.picker(action, candidates, email, pending=True)
+    try:
+        outcome = signin.submit_tenant(attempt, request.form.get("tenant"), request.remote_addr)
+    except tenant_pick.InvalidChoice:
+        return tenant_views.picker(action, candidates, email, tenant_views.choice_error(), 400,
+                                   pending=True)
+    authorization = _authorization_of(attempt)
+    return _after_step(attempt, outcome, authorization, _client_of(authorization))
+
+
 def _authorization_of(attempt):
     if not attempt.params.get("authorization"):
         return None
@@ -223,20 +241,20 @@ def select_tenant():
     flow = _authorization_flow()
     if g.user is None or flow.state != AuthorizationState.SELECT_TENANT.value:
         return _continue(flow)  # a step view runs its own step only: the plan decides
-    client = _client_of(flow)
-    memberships = memberships_for_client(g.user, client.tenant_id if client else None)
+    candidates = served_memberships(g.user, _client_of(flow))
+    action = url_for("flows.select_tenant", flow=flow.id)
     if request.method == "POST":
-        chosen = request.form.get("tenant", "")
-        match = next((m for m in memberships if str(m.tenant_id) == chosen), None)
-        if match is None:
-            return render_template("flows/select_tenant.html", flow=flow, client=client,
-                                   memberships=memberships,
-                                   error=_("Choose one of the listed organisations.")), 400
+        try:
+            match = tenant_pick.chosen(candidates, request.form.get("tenant"))
+        except tenant_pick.InvalidChoice:
+            return tenant_views.picker(action, candidates, g.user.email,
+                                       tenant_views.choice_error(), 400)
         flow.data["tenant_id"] = match.tenant_id
+        flow.data.pop("reselect", None)
         flows.save(flow)
+        tenant_pick.use(session, match.tenant_id)
         return _continue(flow)
-    return render_template("flows/select_tenant.html", flow=flow, client=client,
-                           memberships=memberships)
+    return tenant_views.picker(action, candidates, g.user.email)
 
 
 @bp.route("/consent", methods=["GET", "POST"])

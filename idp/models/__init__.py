@@ -4,7 +4,15 @@ from idp.models.accounts import AccountToken, Membership, User
 from idp.models.audit import AuditEvent
 from idp.models.deferred import DeferredTask
 from idp.models.mail import OutboxMessage
-from idp.models.oauth import Client, ClientAssertionJti, Consent, Grant, RevokedJti, Token
+from idp.models.oauth import (
+    Client,
+    ClientAssertionJti,
+    ClientTenant,
+    Consent,
+    Grant,
+    RevokedJti,
+    Token,
+)
 from idp.models.sessions import BrowserSession
 from idp.models.tenants import Tenant
 from idp.models.terms import TermsAcceptance, TermsDocument, TermsRequirement, TermsVersion
@@ -16,6 +24,7 @@ __all__ = [
     "BrowserSession",
     "Client",
     "ClientAssertionJti",
+    "ClientTenant",
     "Consent",
     "DeferredTask",
     "Grant",

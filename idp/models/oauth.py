@@ -25,7 +25,8 @@ class Client(db.Model):
     client_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     secret_hash: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    # None: shared by several tenants (users pick among their memberships).
+    # Set: owned by that tenant (serves it alone). None: shared, with every tenant, or
+    # with the tenants listed in ClientTenant when there are rows (services/memberships.py).
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
@@ -88,6 +89,17 @@ class Client(db.Model):
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
+
+
+class ClientTenant(db.Model):
+    """A tenant a shared client serves; a shared client without rows serves every tenant."""
+
+    __tablename__ = "oauth_client_tenants"
+
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class Grant(db.Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import db
@@ -18,6 +18,10 @@ class Tenant(db.Model):
     self_registration: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     # Branding and policies (password policy, lockout threshold, MFA policy...).
     settings: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    # A disabled tenant signs nobody in and its refresh tokens stop working
+    # (`idp tenant update SLUG --disable`); its data stays.
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True,
+                                         server_default=true())
     created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
 
     def __repr__(self) -> str:

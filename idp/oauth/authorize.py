@@ -28,6 +28,7 @@ from flask import (
 from flask_babel import gettext as _
 
 from idp.flows import base as flows
+from idp.flows import tenant_pick
 from idp.flows.authorization import (
     ENDPOINTS,
     FLOW_TYPE,
@@ -232,6 +233,8 @@ def _issue_code(flow: flows.Flow, auth: Authentication, client):
         user=auth.user, tenant_id=flow.data.get("tenant_id"),
         auth_time=auth.auth_time or int(time.time()), amr=auth.amr, acr=auth.acr,
         sid=auth.sid, claims=flow.data.get("claims"))
+    if flow.data.get("tenant_id") is not None:
+        tenant_pick.use(session, flow.data["tenant_id"])  # the company now in use
     code = grant.generate_authorization_code()
     grant.save_authorization_code(code, stored)
     return deliver(flow.params, redirect_uri, {"code": code, "state": flow.params.get("state")})

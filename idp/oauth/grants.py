@@ -21,7 +21,7 @@ from idp.extensions import db
 from idp.models import Grant, Token, User
 from idp.models.oauth import digest
 from idp.oauth.claims import user_claims
-from idp.services import tokens
+from idp.services import memberships, tokens
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -141,6 +141,8 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):
             return None
         if not tokens.refresh_token_active(row):
             return None
+        if not memberships.binding_valid(row.user_id, row.tenant_id):
+            return None  # the membership ended or the tenant was disabled: invalid_grant
         # A disabled user's refresh token is invalid_grant, not Authlib's invalid_request.
         return row if self.authenticate_user(row) is not None else None
 

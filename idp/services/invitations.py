@@ -26,9 +26,9 @@ from flask import current_app
 from sqlalchemy import select
 
 from idp.extensions import db
-from idp.models import AccountToken, Membership, Tenant, User
+from idp.models import AccountToken, Tenant, User
 from idp.models.accounts import ROLES
-from idp.services import account_tokens, accounts, audit
+from idp.services import account_tokens, accounts, audit, memberships
 from idp.services.links import external_url
 
 PURPOSE = "invite"
@@ -85,6 +85,12 @@ def invite_user(tenant: Tenant, email: str, role: str = "member", invited_by: Us
     return Invitation(existing, False)
 
 
+def awaiting_activation(user: User) -> bool:
+    """An account invited (or self-registered) and never activated: inviting it again sends
+    a fresh welcome link instead of refusing."""
+    return _pending(user)
+
+
 def _pending(user: User) -> bool:
     """Never activated: inactive, email never verified, never signed in (invited and not
     completed, or self-registered and not confirmed). A disabled account is not pending."""
@@ -92,12 +98,7 @@ def _pending(user: User) -> bool:
 
 
 def _add_membership(user: User, tenant: Tenant, role: str) -> None:
-    found = db.session.scalar(select(Membership).where(Membership.user_id == user.id,
-                                                       Membership.tenant_id == tenant.id))
-    if found is None:
-        db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role=role))
-        db.session.flush()
-        db.session.refresh(user, ["memberships"])
+    memberships.add(user, tenant, role)
 
 
 def _notice(user: User, tenant: Tenant) -> None:

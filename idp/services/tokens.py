@@ -45,23 +45,25 @@ class OrgContext:
     tenant_id: int
     slug: str
     role: str
+    name: str = ""
 
 
 def org_context(user_id: int | None, tenant_id: int | None) -> OrgContext | None:
     if user_id is None or tenant_id is None:
         return None
     row = db.session.execute(
-        select(Tenant.slug, Membership.role)
+        select(Tenant.slug, Membership.role, Tenant.name)
         .join(Membership, Membership.tenant_id == Tenant.id)
         .where(Tenant.id == tenant_id, Membership.user_id == user_id)
     ).first()
-    return OrgContext(tenant_id, row.slug, row.role) if row else None
+    return OrgContext(tenant_id, row.slug, row.role, row.name) if row else None
 
 
 def org_claims(org: OrgContext | None) -> dict:
     if org is None:
         return {}
-    return {"org_id": str(org.tenant_id), "org_slug": org.slug, "org_role": org.role}
+    return {"org_id": str(org.tenant_id), "org_slug": org.slug, "org_name": org.name,
+            "org_role": org.role}
 
 
 def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
@@ -239,7 +241,8 @@ def userinfo(claims: dict, row: Token) -> dict | None:
         grant_claims = db.session.scalar(select(Grant.claims).where(Grant.id == row.grant_id))
         requested = (grant_claims or {}).get("userinfo")
     body = user_claims(user, scope, requested)
-    body.update({k: claims[k] for k in ("org_id", "org_slug", "org_role") if k in claims})
+    body.update({k: claims[k] for k in ("org_id", "org_slug", "org_name", "org_role")
+                 if k in claims})
     return body
 
 

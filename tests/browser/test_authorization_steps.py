@@ -16,14 +16,18 @@ def test_organisation_picker_for_a_shared_client(page, live_server, two_tenant_p
     page.goto(auth.url)
     sign_in(page, LONG_EMAIL)
 
-    page.wait_for_url(f"{live_server.url}/select-tenant?**")
+    # The pick comes after the password and before any second factor (issue 9).
+    page.wait_for_url(f"{live_server.url}/login/select-tenant?**")
     assert page.title() == "Choose an organisation"
     page.get_by_role("heading", name="Choose an organisation").wait_for()
-    page.get_by_text(f"Signed in as {LONG_EMAIL}").wait_for()
+    page.get_by_text(f"Your account: {LONG_EMAIL}").wait_for()
     group = page.get_by_role("group", name="Which organisation do you want to use?")
     acme = group.get_by_role("radio", name="Acme", exact=True)
     globex = group.get_by_role("radio", name="Globex Corporation International Holdings")
     assert acme.is_checked() and not globex.is_checked()
+    # Each company's role is read with its radio (aria-describedby).
+    assert group.get_by_text("Administrator", exact=True).is_visible()
+    assert globex.get_attribute("aria-describedby").endswith("-role")
     assert_page_ok(page, "organisation picker")
 
     # The whole row is the target: clicking the label text selects the radio.

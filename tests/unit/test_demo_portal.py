@@ -109,7 +109,7 @@ def test_posts_need_the_pages_csrf_token(portal):
     http = portal.test_client()
     page = http.get("/")
     assert page.status_code == 200
-    for path in ("/login", "/refresh", "/logout"):
+    for path in ("/login", "/switch", "/refresh", "/logout"):
         response = http.post(path, data={"csrf_token": "forged"})
         assert response.status_code == 400, path
         assert "The form expired" in response.text
