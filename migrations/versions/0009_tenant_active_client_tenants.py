@@ -1,7 +1,7 @@
 """tenants can be disabled; a shared client can serve a listed set of tenants
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0010
 """
 from alembic import op
 import sqlalchemy as sa
