@@ -24,6 +24,11 @@ LIMITS: dict[str, tuple[str, str, str]] = {
     "flows.login": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "flows.login_code": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "flows.login_code_resend": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "flows.login_passkey": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "flows.login_passkey_identify": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "flows.login_passkey_enrol": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    # Challenges (the login page asks for one as it loads, for the browser's autofill).
+    "flows.login_passkey_options": ("passkey", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "registration.tenant_login": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "account.change_email": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "recovery.forgot": ("forgot", "IDP_FORGOT_IP_LIMIT", "IDP_FORGOT_IP_WINDOW"),

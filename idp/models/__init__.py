@@ -8,6 +8,7 @@ from idp.models.oauth import Client, ClientAssertionJti, Consent, Grant, Revoked
 from idp.models.sessions import BrowserSession
 from idp.models.tenants import Tenant
 from idp.models.throttle import RateLimitCounter
+from idp.models.webauthn import WebAuthnCredential
 
 __all__ = [
     "AccountToken",
@@ -25,4 +26,5 @@ __all__ = [
     "Tenant",
     "Token",
     "User",
+    "WebAuthnCredential",
 ]
