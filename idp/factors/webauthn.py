@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from idp.factors import assurance
@@ -58,7 +59,7 @@ class WebAuthnFactor:
             verified = passkeys.authenticate(submitted["credential"], state, user=user,
                                              ip=attempt.ip)
         except passkeys.PasskeyError as refused:
-            return Rejected(refused.reason, user_id=user_id)
+            return Rejected(refused.reason, user_id=user_id or refused.user_id)
         credential = verified.credential
         return Accepted(credential.user_id,
                         assurance.passkey_amr(verified.user_verified, credential.backup_eligible))
@@ -68,11 +69,11 @@ class WebAuthnFactor:
 
     def enrol_confirm(self, user: Any, submitted: dict, state: dict) -> Result:
         """Attach the new credential and tell the person by email (the caller commits)."""
+        with force_locale(user.locale or "en"):  # stored: in the person's language
+            default_name = _("Passkey %(number)s", number=len(passkeys.credentials_of(user)) + 1)
         try:
             row = passkeys.register(user, submitted.get("credential"), state,
-                                    name=submitted.get("name"),
-                                    default_name=_("Passkey %(number)s",
-                                                   number=len(passkeys.credentials_of(user)) + 1),
+                                    name=submitted.get("name"), default_name=default_name,
                                     ip=submitted.get("ip"))
         except passkeys.PasskeyError as refused:
             return Rejected(refused.reason, user_id=user.id)

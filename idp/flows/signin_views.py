@@ -299,7 +299,7 @@ def logout():
 
 # --- passkeys (factors/webauthn.py): passwordless, second factor, registration at ENROL ---
 
-REAUTH_RETURNS = frozenset({"account.passkeys"})  # account pages that may ask for a step-up
+REAUTH_RETURNS = frozenset({"account_passkeys.page"})  # account pages that may ask for a step-up
 PASSKEY_ERRORS = {
     "invalid": lambda: _("This passkey could not be checked. Try again."),
     "unknown": lambda: _("This passkey is not registered to your account."),

@@ -31,6 +31,7 @@ LIMITS: dict[str, tuple[str, str, str]] = {
     "flows.login_passkey_options": ("passkey", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "registration.tenant_login": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "account.change_email": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "account_passkeys.confirm": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "recovery.forgot": ("forgot", "IDP_FORGOT_IP_LIMIT", "IDP_FORGOT_IP_WINDOW"),
     "recovery.reset": ("link", "IDP_LINK_IP_LIMIT", "IDP_LINK_IP_WINDOW"),
     "invitation.complete": ("link", "IDP_LINK_IP_LIMIT", "IDP_LINK_IP_WINDOW"),

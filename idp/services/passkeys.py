@@ -62,10 +62,11 @@ MAX_PASSKEYS = 20
 class PasskeyError(ValueError):
     """A ceremony or a change refused; ``reason`` is a code for the page and the audit log."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", user_id: int | None = None):
         super().__init__(detail or reason)
         self.reason = reason
         self.detail = detail
+        self.user_id = user_id  # whose credential it was, when known
 
 
 @dataclass(frozen=True)
@@ -258,13 +259,13 @@ def authenticate(credential: str | dict | None, state: dict, *, user: User | Non
     if user is not None and row.user_id != user.id:
         audit.record("passkey_refused", user_id=user.id, ip=ip, step="authenticate",
                      reason="other_user", passkey=row.id)
-        raise PasskeyError("other_user")
+        raise PasskeyError("other_user", user_id=user.id)
     owner = db.session.get(User, row.user_id)
     if owner is None or not owner.active:
-        raise PasskeyError("disabled")
+        raise PasskeyError("disabled", user_id=row.user_id)
     handle = parsed.response.user_handle
     if handle is not None and handle != base64url_to_bytes(row.user_handle):
-        raise PasskeyError("invalid", "user handle does not match")
+        raise PasskeyError("invalid", "user handle does not match", row.user_id)
     rp_id, origin = relying_party()
     try:
         # The counter is compared below, once the signature is known to be the key's own.
@@ -275,12 +276,12 @@ def authenticate(credential: str | dict | None, state: dict, *, user: User | Non
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
         audit.record("passkey_refused", user_id=row.user_id, ip=ip, step="authenticate",
                      reason="invalid", passkey=row.id, detail=str(exc)[:200])
-        raise PasskeyError("invalid", str(exc)) from None
+        raise PasskeyError("invalid", str(exc), row.user_id) from None
     new_count = int(verified.new_sign_count)
     if (new_count > 0 or row.sign_count > 0) and new_count <= row.sign_count:
         audit.record("passkey_sign_count", user_id=row.user_id, ip=ip, passkey=row.id,
                      stored=row.sign_count, received=new_count)
-        raise PasskeyError("sign_count")
+        raise PasskeyError("sign_count", user_id=row.user_id)
     row.sign_count = new_count
     row.last_used_at = int(time.time())
     row.user_verified = row.user_verified or verified.user_verified
