@@ -178,8 +178,8 @@ def _credential_json(credential: str | dict | None) -> str | dict:
 
 def clean_name(name: str | None) -> str:
     """A passkey's name as shown: printable, trimmed, at most NAME_LENGTH characters."""
-    text = "".join(ch for ch in str(name or "") if ch.isprintable())
-    return " ".join(text.split())[:NAME_LENGTH].strip()
+    text = " ".join(str(name or "").split())  # tabs, newlines: one space
+    return "".join(ch for ch in text if ch.isprintable())[:NAME_LENGTH].strip()
 
 
 def register(user: User, credential: str | dict | None, state: dict, *, name: str | None,
