@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from idp.extensions import db
-from idp.factors.assurance import REQUIRED, set_mfa_policy
+from idp.factors.assurance import PHISHING_RESISTANT, REQUIRED, set_mfa_policy
 from tests import outbox
 from tests.browser.pages import LONG_EMAIL, assert_page_ok, callback_query, sign_in
 from tests.support import login_code
@@ -158,3 +158,29 @@ def test_passkeys_in_english(page, live_server, client, factory, required_rp):
 def test_passkeys_in_french(make_page, live_server, client, factory, required_rp):
     factory.user(LONG_EMAIL, locale="fr")
     _journey(make_page(locale="fr-FR"), live_server, client, required_rp, "fr")
+
+
+def test_a_phishing_resistant_tenant_walks_a_person_through_creating_a_passkey(
+        page, live_server, client, factory, make_rp):
+    tenant = factory.tenant()
+    set_mfa_policy(tenant, PHISHING_RESISTANT)
+    db.session.commit()
+    rp = make_rp()
+    factory.user(LONG_EMAIL)
+    cdp, authenticator = virtual_authenticator(page)
+    page.add_init_script(NO_AUTOFILL)
+    auth = rp.authorization(live_server.url)
+    page.goto(auth.url)
+    text = TEXT["en"]
+    sign_in(page, LONG_EMAIL, button=text["receive"])
+    page.get_by_label(text["code"], exact=True).fill(login_code(LONG_EMAIL))
+    page.get_by_role("button", name=text["login"], exact=True).click()
+    page.get_by_role("heading", name="Create a passkey", exact=True).wait_for()
+    assert_page_ok(page, "create a passkey at sign-in")
+    page.get_by_label(text["name"], exact=True).fill("Phone")
+    page.get_by_role("button", name="Create a passkey", exact=True).click()
+    result = callback_query(page, rp)
+    claims = rp.exchange(client, result["code"], auth.verifier)["id_token_claims"]
+    assert claims["acr"] == "urn:idp:loa:3"
+    assert len(stored_credentials(cdp, authenticator)) == 1
+    assert outbox.messages(LONG_EMAIL, "passkey_added")
