@@ -245,6 +245,11 @@ def submit_password(flow: flows.Flow, email: str | None, password: str | None,
                      factor=factor.id)
         db.session.commit()
         return Outcome(State.IDENTIFY, "invalid")
+    return _identified(flow, factor, result, ip)
+
+
+def _identified(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | None) -> Outcome:
+    """A factor that identifies named the person: their first factor; what comes next."""
     flow.data["user_id"] = result.user_id
     flow.data["done"] = []
     _accept(flow, factor, result, ip)
@@ -299,11 +304,7 @@ def submit_passkey(flow: flows.Flow, credential: str | None, ip: str | None) -> 
         db.session.commit()
         flows.save(flow)
         return Outcome(State.IDENTIFY, "passkey")
-    flow.data["user_id"] = result.user_id
-    flow.data["done"] = []
-    _accept(flow, factor, result, ip)
-    db.session.commit()
-    return advance(flow, _user(flow), ip)
+    return _identified(flow, factor, result, ip)
 
 
 def submit_enrolment(flow: flows.Flow, credential: str | None, name: str | None,

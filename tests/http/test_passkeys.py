@@ -31,12 +31,16 @@ def driver(app, client, factory):
     return Driver(app, client)
 
 
-@pytest.fixture
-def required(factory):
+def _tenant_with(factory, policy: str):
     tenant = factory.tenant()
-    set_mfa_policy(tenant, REQUIRED)
+    set_mfa_policy(tenant, policy)
     db.session.commit()
     return tenant
+
+
+@pytest.fixture
+def required(factory):
+    return _tenant_with(factory, REQUIRED)
 
 
 @pytest.fixture
@@ -466,10 +470,7 @@ def test_the_second_factor_step_refuses_a_broken_assertion(enrolled, client):
 
 @pytest.fixture
 def phishing_resistant(factory):
-    tenant = factory.tenant()
-    set_mfa_policy(tenant, PHISHING_RESISTANT)
-    db.session.commit()
-    return tenant
+    return _tenant_with(factory, PHISHING_RESISTANT)
 
 
 def test_phishing_resistant_walks_a_person_through_registering_a_passkey(
