@@ -547,3 +547,20 @@ def test_the_enrol_step_refuses_other_states(enrolled, client):
     signin = query_of(location)["signin"]
     response = client.get("/login/passkey/enrol", query_string={"signin": signin})
     assert response.status_code == 400
+
+
+def test_no_path_skips_the_pending_passkey(enrolled, client, driver, factory):
+    """Password typed, passkey pending: the login page, /authorize and /account all send
+    back to the passkey step or treat the person as anonymous; no code is issued."""
+    rp = factory.client()
+    _verifier, challenge = pkce_pair()
+    start = driver.authorize(rp, code_challenge=challenge, code_challenge_method="S256")
+    flow = query_of(start.headers["Location"])["flow"]
+    step = _password(client, flow).headers["Location"]
+    assert step.startswith("/login/passkey?")
+    assert client.get("/login", query_string={"flow": flow}).headers["Location"] == step
+    again = client.get(f"/oauth/authorize?{start.request.query_string.decode()}")
+    assert again.headers["Location"].startswith("/login")
+    assert client.get("/consent", query_string={"flow": flow}).status_code in (302, 303)
+    assert not signed_in(client)
+    assert db.session.scalar(select(func.count()).select_from(Grant)) == 0
