@@ -5,13 +5,24 @@ removes it; in English and French, on a desktop and a 360 px phone, axe-core cle
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from idp.extensions import db
 from idp.factors.assurance import PHISHING_RESISTANT, REQUIRED, set_mfa_policy
+from idp.factors.registry import get_factor
 from tests import outbox
-from tests.browser.pages import LONG_EMAIL, assert_page_ok, callback_query, sign_in
+from tests.browser.pages import (
+    LONG_EMAIL,
+    assert_page_ok,
+    callback_query,
+    desktop_only,
+    sign_in,
+)
 from tests.support import login_code
+from tests.webauthn_soft import for_app
 
 pytestmark = pytest.mark.browser
 
@@ -184,3 +195,35 @@ def test_a_phishing_resistant_tenant_walks_a_person_through_creating_a_passkey(
     assert claims["acr"] == "urn:idp:loa:3"
     assert len(stored_credentials(cdp, authenticator)) == 1
     assert outbox.messages(LONG_EMAIL, "passkey_added")
+
+
+@desktop_only
+def test_passkey_sign_in_under_the_real_csp(make_page, live_server, client, factory, make_rp):
+    """webauthn.js loads and its fetch is allowed by the pages' own CSP (no bypass)."""
+    rp = make_rp()
+    person = factory.user(LONG_EMAIL)
+    page = make_page(bypass_csp=False)
+    problems = []
+    page.on("console", lambda msg: problems.append(msg.text)
+            if "Content Security Policy" in msg.text or "Refused to" in msg.text else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    cdp, authenticator = virtual_authenticator(page)
+    # A passkey registered through the factor, then given to the browser's authenticator.
+    soft = for_app(client.application)
+    state: dict = {}
+    options = get_factor("webauthn").enrol_start(person, state)["options"]
+    get_factor("webauthn").enrol_confirm(person, {"credential": soft.create(options)}, state)
+    db.session.commit()
+    key = soft.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+    cdp.send("WebAuthn.addCredential", {"authenticatorId": authenticator, "credential": {
+        "credentialId": base64.b64encode(soft.credential_id).decode(),
+        "isResidentCredential": True, "rpId": "localhost",
+        "privateKey": base64.b64encode(key).decode(),
+        "userHandle": base64.b64encode(base64.urlsafe_b64decode(
+            soft.user_handle + "=" * (-len(soft.user_handle) % 4))).decode(),
+        "signCount": 0}})
+    auth = rp.authorization(live_server.url)
+    page.goto(auth.url)
+    callback_query(page, rp)  # the autofill signed in
+    assert not problems, problems
