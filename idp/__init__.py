@@ -160,6 +160,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     for blueprint in (registration_views.bp, company_signup_views.bp, account_bp):
         app.register_blueprint(blueprint)
+    from idp.account.passkey_views import bp as passkeys_bp
+
+    app.register_blueprint(passkeys_bp)
     registration_views.init_app(app)  # link lifetimes, per-IP limits of the sign-up POSTs
     throttling.init_app(app)  # per-IP limits on the password and mail POSTs
 

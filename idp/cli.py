@@ -183,7 +183,8 @@ idp_group.add_command(tenant_group)
 MFA_OPTION = click.option(
     "--mfa", "mfa", type=click.Choice(["optional", "required", "phishing-resistant"]),
     default=None, help="MFA policy: optional (default), required (a second factor at every "
-    "sign-in) or phishing-resistant (passkeys only; none exist yet, so sign-in fails).")
+    "sign-in) or phishing-resistant (a passkey; people without one register it at their "
+    "next sign-in).")
 
 
 @tenant_group.command("create")

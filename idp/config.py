@@ -141,6 +141,9 @@ def load_config() -> dict:
         "IDP_LOGIN_CODE_ACCOUNT_LIMIT": _env_int("LOGIN_CODE_ACCOUNT_LIMIT", 5),
         "IDP_LOGIN_CODE_IP_LIMIT": _env_int("LOGIN_CODE_IP_LIMIT", 20),
         "IDP_LOGIN_CODE_WINDOW": _env_int("LOGIN_CODE_WINDOW", 900),
+        # Passkeys (services/passkeys.py): seconds a WebAuthn challenge stays good (the
+        # browser's timeout too).
+        "IDP_WEBAUTHN_TIMEOUT": _env_int("WEBAUTHN_TIMEOUT", 300),
         # Requests per trusted proxy hop; 0 means X-Forwarded-* are ignored.
         "IDP_TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         # /metrics answers only `Authorization: Bearer <this>`; unset: 404 (off).

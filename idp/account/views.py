@@ -51,6 +51,18 @@ def recent_login(now: int | None = None) -> bool:
     return now - last <= window
 
 
+def recent_strong_login(now: int | None = None) -> bool:
+    """Did this session sign in within the step-up window with a second factor (or a
+    verified passkey)? What changing or removing a factor needs; a password typed
+    again (``reauth_at``) is not enough."""
+    from idp.factors import assurance
+    from idp.services.sessions import completed_factors
+
+    now = now or int(time.time())
+    fresh = now - int(session.get("auth_time") or 0) <= current_app.config["IDP_STEP_UP_MAX_AGE"]
+    return fresh and assurance.level_of(completed_factors(session)) >= 2
+
+
 @bp.route("", methods=["GET"])
 def profile():
     if (response := _login_required()) is not None:

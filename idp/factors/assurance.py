@@ -9,10 +9,11 @@ acr values (published in discovery as ``acr_values_supported``):
 
 - ``urn:idp:loa:1``: one factor (the password);
 - ``urn:idp:loa:2``: two distinct factors (password and emailed code): amr
-  gets ``mfa``.
-
-Level 3 (phishing-resistant: passkeys) has no factor yet, so it is not published;
-a tenant whose policy asks for it cannot be signed in to (fail closed).
+  gets ``mfa``;
+- ``urn:idp:loa:3``: phishing-resistant: two factors one of which is a passkey
+  (``PHISHING_RESISTANT_FACTORS``), or a passkey alone whose authenticator
+  verified the person (amr ``user``: something you have and something you are
+  or know, so it counts as two and amr gets ``mfa``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ from idp.factors.base import Accepted
 
 ACR_ONE_FACTOR = "urn:idp:loa:1"
 ACR_MFA = "urn:idp:loa:2"
-LEVELS = {ACR_ONE_FACTOR: 1, ACR_MFA: 2}
-ACR_VALUES = list(LEVELS)
+ACR_PHISHING_RESISTANT = "urn:idp:loa:3"
 PHISHING_RESISTANT_LEVEL = 3
+LEVELS = {ACR_ONE_FACTOR: 1, ACR_MFA: 2, ACR_PHISHING_RESISTANT: PHISHING_RESISTANT_LEVEL}
+ACR_VALUES = list(LEVELS)
+# Factors bound to the origin (WebAuthn): a phishing site cannot replay their answer.
+PHISHING_RESISTANT_FACTORS = frozenset({"webauthn"})
+USER_VERIFIED = "user"  # RFC 8176: the authenticator verified the person (PIN, biometrics)
 
 OPTIONAL, REQUIRED, PHISHING_RESISTANT = "optional", "required", "phishing-resistant"
 MFA_POLICIES = (OPTIONAL, REQUIRED, PHISHING_RESISTANT)
@@ -40,9 +45,24 @@ def completed(factor_id: str, result: Accepted, now: int | None = None) -> dict:
             "at": int(time.time() if now is None else now)}
 
 
+def _weight(record: dict) -> int:
+    """A phishing-resistant factor whose authenticator verified the person counts as two."""
+    if record.get("id") in PHISHING_RESISTANT_FACTORS and USER_VERIFIED in (
+            record.get("amr") or ()):
+        return 2
+    return 1
+
+
 def level_of(done: Iterable[dict]) -> int:
-    """How many distinct factors were completed (0, 1 or 2 and more)."""
-    return len({record.get("id") for record in done or ()})
+    """0 (nothing), 1 (one factor), 2 (two distinct factors), or 3: two and more with a
+    phishing-resistant one among them (a verified passkey is two on its own)."""
+    by_id: dict = {}
+    for record in done or ():
+        by_id[record.get("id")] = max(by_id.get(record.get("id"), 0), _weight(record))
+    count = min(sum(by_id.values()), 2)
+    if count >= 2 and PHISHING_RESISTANT_FACTORS & set(by_id):
+        return PHISHING_RESISTANT_LEVEL
+    return count
 
 
 def amr_of(done: Iterable[dict]) -> list[str]:
@@ -59,7 +79,13 @@ def acr_of(done: Iterable[dict]) -> str | None:
     level = level_of(done)
     if level == 0:
         return None
-    return ACR_MFA if level >= 2 else ACR_ONE_FACTOR
+    return {1: ACR_ONE_FACTOR, 2: ACR_MFA}.get(level, ACR_PHISHING_RESISTANT)
+
+
+def passkey_amr(user_verified: bool, synced: bool) -> tuple[str, ...]:
+    """A passkey's amr: ``hwk`` for a key bound to its device, ``swk`` for one synced across
+    devices (backup eligible), plus ``user`` when the authenticator verified the person."""
+    return ("swk" if synced else "hwk",) + ((USER_VERIFIED,) if user_verified else ())
 
 
 def wanted_level(acr_values: Iterable[str]) -> int | None:

@@ -3,9 +3,11 @@
 from idp.factors.base import Factor
 from idp.factors.email_code import EmailCodeFactor
 from idp.factors.password import PasswordFactor
+from idp.factors.webauthn import WebAuthnFactor
 
 FACTORS: dict[str, Factor] = {factor.id: factor
-                              for factor in (PasswordFactor(), EmailCodeFactor())}
+                              for factor in (PasswordFactor(), EmailCodeFactor(),
+                                             WebAuthnFactor())}
 
 
 def get_factor(factor_id: str) -> Factor:

@@ -254,10 +254,6 @@ def plan(flow: Flow, auth: Authentication, client: Client) -> State:
         step = _resolve_tenant(flow, auth, client)
         if step is None:
             needed = needed_level(flow, flow.data.get("tenant_id"), auth.user)
-            if needed > assurance.LEVELS[assurance.ACR_MFA]:
-                raise AuthorizationDenied(
-                    "access_denied", "This organisation requires a phishing-resistant "
-                    "factor (passkey), which is not available yet.")
             if auth.level < needed:
                 flow.data["step_up"] = needed  # the sign-in asks for the missing factor
                 step = State.LOGIN

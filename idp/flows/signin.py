@@ -1,9 +1,13 @@
 """The sign-in: a sequence of factor steps kept in a flow until the policy is met.
 
     IDENTIFY ──► SELECT_TENANT ──► SECOND_FACTOR ──► DONE ──► services/sessions.sign_in
-    (password:    (which company:   (emailed code,    (the one place the session
-     identifies)   flows/tenant_     resend)           becomes signed in)
-       │           pick.py)
+    (password,    (which company:   (emailed code,    (the one place the session
+     or a passkey  flows/tenant_     passkey, resend)  becomes signed in)
+     passwordless) pick.py)              │    ▲
+       │                                 ▼    │
+       │                               ENROL ─┴───► DONE  (phishing-resistant policy, no
+       │                                                   passkey yet: register one, then
+       │                                                   signed in)
        ├──────────────────────────► SECOND_FACTOR     (one company, or none to pick)
        └─────────────────────────────────────────────► DONE (policy met by the first factor)
 
@@ -25,8 +29,11 @@ Which second factor: an enrolled one is always asked; otherwise the level
 needed is the MFA policy of the tenant in play (the one picked, the client's,
 the tenant page's; a sign-in outside any authorization: the strictest of every
 membership of the person) and the level the authorization asks for
-(``acr_values``, an essential ``acr``, a step-up). Phishing-resistant has no
-factor yet: the sign-in fails closed (``PolicyUnmet``).
+(``acr_values``, an essential ``acr``, a step-up). Phishing-resistant asks for a
+passkey; a person without one, once the password and the emailed code are done,
+is walked through registering one (ENROL: the only place a session that is not
+signed in may register a factor, and it is signed in only once the passkey is
+attached).
 """
 
 from __future__ import annotations
@@ -57,21 +64,33 @@ class State(Enum):
     IDENTIFY = "identify"
     SELECT_TENANT = "select_tenant"
     SECOND_FACTOR = "second_factor"
+    ENROL = "enrol"
     DONE = "done"
 
 
 TRANSITIONS = {
-    "identify": ("select_tenant", "second_factor", "done"),
-    "select_tenant": ("second_factor", "done"),
-    "second_factor": ("done",),
+    "identify": ("select_tenant", "second_factor", "enrol", "done"),
+    "select_tenant": ("second_factor", "enrol", "done"),
+    "second_factor": ("enrol", "done"),
+    "enrol": ("done",),
 }
 
 ENDPOINTS = {State.IDENTIFY: "flows.login", State.SELECT_TENANT: "flows.login_tenant",
-             State.SECOND_FACTOR: "flows.login_code"}
+             State.SECOND_FACTOR: "flows.login_code", State.ENROL: "flows.login_passkey_enrol"}
+# Second factors with a page of their own (the others are answered on the code page).
+FACTOR_ENDPOINTS = {"webauthn": "flows.login_passkey"}
 
 
 class PolicyUnmet(Exception):
-    """The policy asks for a factor this person cannot use here (phishing-resistant)."""
+    """The policy asks for a factor this person cannot use here."""
+
+
+class EnrolmentNeeded(Exception):
+    """The policy asks for a factor the person has not set up (a passkey): ENROL."""
+
+    def __init__(self, factor_id: str):
+        super().__init__(factor_id)
+        self.factor_id = factor_id
 
 
 @dataclass
@@ -110,7 +129,8 @@ def pending(authorization_id: str | None) -> flows.Flow | None:
     """The sign-in of this authorization (any, without one) waiting for a second factor."""
     found = []
     for flow_id, record in (session.get("flows") or {}).items():
-        if record.get("type") != FLOW_TYPE or record.get("state") != State.SECOND_FACTOR.value:
+        if record.get("type") != FLOW_TYPE or record.get("state") not in (
+                State.SECOND_FACTOR.value, State.ENROL.value):
             continue
         if authorization_id and (record.get("params") or {}).get("authorization") \
                 != authorization_id:
@@ -158,17 +178,25 @@ def _attempt(flow: flows.Flow, tenants: list[Tenant], ip: str | None) -> Attempt
 
 
 def _next_factor(user: User, done: list[dict], needed: int, tenants: list[Tenant]) -> Factor | None:
-    if needed > assurance.LEVELS[assurance.ACR_MFA]:
-        raise PolicyUnmet("phishing-resistant")
+    level = assurance.level_of(done)
+    if level >= max(needed, 2):
+        return None  # two factors (or a verified passkey) already: nothing more to ask
     done_ids = {record["id"] for record in done}
     tenant = tenants[0] if len(tenants) == 1 else None
     seconds = [f for f in FACTORS.values()
                if f.second and f.id not in done_ids and f.is_available(tenant)]
     enrolled = [f for f in seconds if f.is_enrolled(user)]
+    if needed >= assurance.PHISHING_RESISTANT_LEVEL:  # a passkey first, when there is one
+        enrolled.sort(key=lambda f: f.id not in assurance.PHISHING_RESISTANT_FACTORS)
     if enrolled:
         return enrolled[0]
-    if assurance.level_of(done) >= needed:
+    if level >= needed:
         return None
+    if needed >= assurance.PHISHING_RESISTANT_LEVEL and level >= 2:
+        strong = [f for f in seconds if f.id in assurance.PHISHING_RESISTANT_FACTORS]
+        if not strong:
+            raise PolicyUnmet("phishing-resistant")
+        raise EnrolmentNeeded(strong[0].id)
     if not seconds:
         raise PolicyUnmet("no_second_factor")
     return seconds[0]
@@ -232,6 +260,12 @@ def advance(flow: flows.Flow, user: User, ip: str | None) -> Outcome:
                  int(flow.params.get("level") or 1))
     try:
         factor = _next_factor(user, flow.data.get("done") or [], needed, tenants)
+    except EnrolmentNeeded as missing:
+        flow.move(State.ENROL, TRANSITIONS)
+        flow.data["factor"] = missing.factor_id
+        _factor_state(flow, get_factor(missing.factor_id)).clear()
+        flows.save(flow)
+        return Outcome(State.ENROL)
     except PolicyUnmet as unmet:
         audit.record("login_refused", user_id=user.id, ip=ip, reason=str(unmet))
         db.session.commit()
@@ -280,11 +314,96 @@ def submit_password(flow: flows.Flow, email: str | None, password: str | None,
                      factor=factor.id)
         db.session.commit()
         return Outcome(State.IDENTIFY, "invalid")
+    return _identified(flow, factor, result, ip)
+
+
+def _identified(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | None) -> Outcome:
+    """A factor that identifies named the person: their first factor; what comes next."""
     flow.data["user_id"] = result.user_id
     flow.data["done"] = []
     _accept(flow, factor, result, ip)
     db.session.commit()
     return advance(flow, _user(flow), ip)
+
+
+PASSKEY = "webauthn"
+
+
+def step_endpoint(flow: flows.Flow) -> str:
+    """The page of the step this sign-in waits on (a passkey has its own)."""
+    if flow.state == State.SECOND_FACTOR.value:
+        return FACTOR_ENDPOINTS.get(flow.data.get("factor"), ENDPOINTS[State.SECOND_FACTOR])
+    return ENDPOINTS[State(flow.state)]
+
+
+def passkey_options(flow: flows.Flow, ip: str | None) -> dict | None:
+    """Options for the browser's passkey prompt with a new challenge bound to this sign-in:
+    passwordless (IDENTIFY), the pending passkey (SECOND_FACTOR), or registering one
+    (ENROL). None when this sign-in has no passkey step (or the person is gone)."""
+    factor = get_factor(PASSKEY)
+    if flow.state == State.IDENTIFY.value:
+        page = factor.begin(None, _factor_state(flow, factor), Attempt(ip=ip, binding=flow.id))
+    elif flow.state in (State.SECOND_FACTOR.value, State.ENROL.value) \
+            and flow.data.get("factor") == PASSKEY:
+        user = _user(flow)
+        if user is None:
+            flows.finish(flow)
+            return None
+        state = _factor_state(flow, factor)
+        if flow.state == State.ENROL.value:
+            page = factor.enrol_start(user, state)
+        else:
+            page = factor.begin(user, state, _attempt(flow, _policy_tenants(flow, user), ip))
+    else:
+        return None
+    flows.save(flow)
+    return page["options"]
+
+
+def submit_passkey(flow: flows.Flow, credential: str | None, ip: str | None) -> Outcome:
+    """Passwordless: a discoverable passkey with user verification names the person."""
+    if flow.state != State.IDENTIFY.value:
+        raise flows.FlowError("not identifying")
+    factor = get_factor(PASSKEY)
+    result = factor.verify(None, {"credential": credential or ""}, _factor_state(flow, factor),
+                           Attempt(ip=ip, binding=flow.id))
+    if not isinstance(result, Accepted):
+        audit.record("login_failed", user_id=getattr(result, "user_id", None), ip=ip,
+                     factor=factor.id, reason=getattr(result, "reason", "wrong"))
+        db.session.commit()
+        flows.save(flow)
+        return Outcome(State.IDENTIFY, "passkey")
+    return _identified(flow, factor, result, ip)
+
+
+def submit_enrolment(flow: flows.Flow, credential: str | None, name: str | None,
+                     ip: str | None) -> Outcome:
+    """ENROL: the new passkey's registration; signed in (DONE) once it is attached."""
+    if flow.state != State.ENROL.value:
+        raise flows.FlowError("not enrolling")
+    user = _user(flow)
+    if user is None:
+        flows.finish(flow)
+        return Outcome(None, "restart")
+    factor = get_factor(flow.data["factor"])
+    result = factor.enrol_confirm(user, {"credential": credential, "name": name, "ip": ip},
+                                  _factor_state(flow, factor))
+    if isinstance(result, Accepted) and result.user_id == user.id:
+        _accept(flow, factor, result, ip)
+        db.session.commit()
+        return advance(flow, user, ip)
+    reason = result.reason if isinstance(result, Rejected) else "invalid"
+    db.session.commit()  # the refusal's audit entry
+    flows.save(flow)
+    return Outcome(State.ENROL, reason)
+
+
+def start_reauth(return_to: str) -> flows.Flow:
+    """A fresh sign-in an account page asks for before a factor changes: the password and
+    a second factor again (level 2), then back to ``return_to`` (an endpoint name)."""
+    return flows.start(FLOW_TYPE, State.IDENTIFY,
+                       {"authorization": None, "tenant_id": None, "organization": None,
+                        "level": assurance.LEVELS[assurance.ACR_MFA], "return_to": return_to})
 
 
 def _factor_state(flow: flows.Flow, factor: Factor) -> dict:
@@ -307,11 +426,16 @@ def _pending_step(flow: flows.Flow, ip: str | None) -> tuple[Factor, User, dict,
 
 def submit_code(flow: flows.Flow, code: str | None, ip: str | None) -> Outcome:
     """The answer to the pending second factor."""
+    return submit_answer(flow, {"code": str(code or "")[:MAX_FIELD]}, ip)
+
+
+def submit_answer(flow: flows.Flow, submitted: dict, ip: str | None) -> Outcome:
+    """What the person submitted for the pending second factor (a code, a passkey's answer)."""
     step = _pending_step(flow, ip)
     if step is None:
         return Outcome(None, "restart")
     factor, user, state, attempt = step
-    result = factor.verify(user, {"code": str(code or "")[:MAX_FIELD]}, state, attempt)
+    result = factor.verify(user, submitted, state, attempt)
     if isinstance(result, Accepted) and result.user_id == user.id:
         _accept(flow, factor, result, ip)
         db.session.commit()

@@ -7,6 +7,7 @@ from flask import (
     abort,
     current_app,
     g,
+    jsonify,
     make_response,
     redirect,
     render_template,
@@ -44,8 +45,10 @@ LOGIN_ERRORS = {
     "missing": lambda: _("Enter your email address and your password."),
     "invalid": lambda: _("Incorrect email address or password."),
     "restart": lambda: _("Too many wrong codes, or this sign-in ended. Sign in again."),
-    "policy": lambda: _("Your organisation requires a passkey (phishing-resistant sign-in), "
-                        "which is not available yet. Contact your administrator."),
+    "policy": lambda: _("Your organisation requires a sign-in method that is not available "
+                        "for your account. Contact your administrator."),
+    "passkey": lambda: _("This passkey could not sign you in. Try again, or sign in with "
+                         "your email address and password."),
 }
 CODE_ERRORS = {
     "wrong": lambda: _("This code is not correct. Check the latest email and try again."),
@@ -104,6 +107,8 @@ def _login_page(flow, client, email: str = "", error: str | None = None, status:
 
 def _signed_in(attempt):
     authorization = signin.complete(attempt, request.remote_addr)
+    if attempt.params.get("return_to") in REAUTH_RETURNS:  # an account page's step-up
+        return redirect(url_for(attempt.params["return_to"]), code=303)
     return _continue(authorization)
 
 
@@ -111,8 +116,9 @@ def _after_step(attempt, outcome: signin.Outcome, flow, client):
     """Where a sign-in goes after a step: the code page, the application, or the form."""
     if outcome.state is signin.State.DONE:
         return _signed_in(attempt)
-    if outcome.state in (signin.State.SECOND_FACTOR, signin.State.SELECT_TENANT):
-        return redirect(url_for(signin.ENDPOINTS[outcome.state], signin=attempt.id), code=303)
+    if outcome.state in (signin.State.SECOND_FACTOR, signin.State.ENROL,
+                         signin.State.SELECT_TENANT):
+        return redirect(url_for(signin.step_endpoint(attempt), signin=attempt.id), code=303)
     return _login_page(flow, client, error=outcome.error or "restart", status=400)
 
 
@@ -127,7 +133,7 @@ def login():
         if waiting is not None:
             signin.adopt(waiting, flow)
     if waiting is not None:  # a factor is pending: nothing skips it
-        return redirect(url_for("flows.login_code", signin=waiting.id), code=303)
+        return redirect(url_for(signin.step_endpoint(waiting), signin=waiting.id), code=303)
     if request.method == "GET":
         if g.user is not None and flow is not None and flow.data.get("step_up"):
             attempt = signin.start(flow, _tenant_id(client), g.user, completed_factors(session))
@@ -145,7 +151,7 @@ def login():
     return _after_step(attempt, outcome, flow, client)
 
 
-def _signin_flow(state: signin.State = signin.State.SECOND_FACTOR):
+def _signin_flow(*states: signin.State):
     try:
         attempt = flows.load(request.values.get("signin"), signin.FLOW_TYPE)
     except flows.FlowExpired:
@@ -153,7 +159,8 @@ def _signin_flow(state: signin.State = signin.State.SECOND_FACTOR):
     except flows.FlowError:
         abort(make_response(error_page(_("This sign-in attempt is no longer valid. "
                                          "Sign in again."))))
-    if attempt.state != state.value:  # a step view refuses other states
+    if attempt.state not in {s.value for s in states or (signin.State.SECOND_FACTOR,)}:
+        # a step view refuses other states
         abort(make_response(error_page(_("This sign-in attempt is no longer valid. "
                                          "Sign in again."))))
     return attempt
@@ -176,6 +183,8 @@ def _code_page(attempt, error: str | None = None, status: int = 200, resent: boo
 @bp.route("/login/code", methods=["GET", "POST"])
 def login_code():
     attempt = _signin_flow()
+    if signin.step_endpoint(attempt) != request.endpoint:  # the pending factor's own page
+        return redirect(url_for(signin.step_endpoint(attempt), signin=attempt.id), code=303)
     if request.method == "GET":
         notice = signin.take_notice(attempt)
         return _code_page(attempt, notice, 429 if notice == "throttled" else 200)
@@ -202,7 +211,7 @@ def login_code_resend():
 @bp.route("/login/code/restart", methods=["POST"])
 def login_code_restart():
     """Sign in with another account: this sign-in ends, the password form again."""
-    attempt = _signin_flow()
+    attempt = _signin_flow(signin.State.SECOND_FACTOR, signin.State.ENROL)
     authorization = _authorization_of(attempt)
     flows.finish(attempt)
     return redirect(url_for("flows.login", flow=authorization.id if authorization else None),
@@ -305,3 +314,98 @@ def logout():
         return redirect(url_for("flows.home"), code=303)
     end_session(session, g.user, request.remote_addr)
     return finish_logout(redirect_uri, state)
+
+
+# --- passkeys (factors/webauthn.py): passwordless, second factor, registration at ENROL ---
+
+REAUTH_RETURNS = frozenset({"account_passkeys.page"})  # account pages that may ask for a step-up
+PASSKEY_ERRORS = {
+    "invalid": lambda: _("This passkey could not be checked. Try again."),
+    "unknown": lambda: _("This passkey is not registered to your account."),
+    "other_user": lambda: _("This passkey is not registered to your account."),
+    "sign_count": lambda: _("This passkey may have been copied, so it was refused. Use "
+                            "another way to sign in and contact your administrator."),
+    "taken": lambda: _("This passkey is already registered. Use another one."),
+    "already_registered": lambda: _("This passkey is already registered to your account."),
+}
+
+
+def passkey_error(reason: str | None) -> str | None:
+    """The page's message for a refused passkey ceremony (one message per reason)."""
+    if not reason:
+        return None
+    return PASSKEY_ERRORS.get(reason, PASSKEY_ERRORS["invalid"])()
+
+
+@bp.route("/login/passkey/options", methods=["POST"])
+def login_passkey_options():
+    """JSON for navigator.credentials: a new challenge in a sign-in (a new one for a
+    passwordless sign-in, else the ``signin`` whose passkey step is pending)."""
+    if request.values.get("signin"):
+        try:
+            attempt = flows.load(request.values["signin"], signin.FLOW_TYPE)
+        except flows.FlowError:
+            return jsonify({"error": "expired"}), 400
+    else:
+        flow = _authorization_flow(required=False)
+        attempt = signin.start(flow, _tenant_id(_client_of(flow)))
+    options = signin.passkey_options(attempt, request.remote_addr)
+    if options is None:
+        return jsonify({"error": "expired"}), 400
+    return jsonify({"signin": attempt.id, "options": options})
+
+
+@bp.route("/login/passkey/identify", methods=["POST"])
+def login_passkey_identify():
+    """Passwordless: the answer of a discoverable passkey (the "Sign in with a passkey"
+    button, or the browser's autofill)."""
+    flow = _authorization_flow(required=False)
+    client = _client_of(flow)
+    try:
+        attempt = flows.load(request.form.get("signin"), signin.FLOW_TYPE)
+        outcome = signin.submit_passkey(attempt, request.form.get("credential", "")[:16384],
+                                        request.remote_addr)
+    except flows.FlowError:
+        return _login_page(flow, client, error="passkey", status=400)
+    if outcome.state is signin.State.IDENTIFY:
+        flows.finish(attempt)
+        return _login_page(flow, client, error=outcome.error, status=400)
+    return _after_step(attempt, outcome, flow, client)
+
+
+def _passkey_page(template: str, attempt, error: str | None = None, status: int = 200):
+    authorization = _authorization_of(attempt)
+    return render_template(template, attempt=attempt, flow=authorization,
+                           client=_client_of(authorization),
+                           error=passkey_error(error)), status
+
+
+@bp.route("/login/passkey", methods=["GET", "POST"])
+def login_passkey():
+    """The second step after the password: the person's passkey."""
+    attempt = _signin_flow()
+    if signin.step_endpoint(attempt) != request.endpoint:
+        return redirect(url_for(signin.step_endpoint(attempt), signin=attempt.id), code=303)
+    if request.method == "GET":
+        return _passkey_page("flows/login_passkey.html", attempt)
+    outcome = signin.submit_answer(
+        attempt, {"credential": request.form.get("credential", "")[:16384]},
+        request.remote_addr)
+    if outcome.state is signin.State.SECOND_FACTOR:
+        return _passkey_page("flows/login_passkey.html", attempt, outcome.error, 400)
+    authorization = _authorization_of(attempt)
+    return _after_step(attempt, outcome, authorization, _client_of(authorization))
+
+
+@bp.route("/login/passkey/enrol", methods=["GET", "POST"])
+def login_passkey_enrol():
+    """ENROL (phishing-resistant policy): register a passkey before being signed in."""
+    attempt = _signin_flow(signin.State.ENROL)
+    if request.method == "GET":
+        return _passkey_page("flows/login_passkey_enrol.html", attempt)
+    outcome = signin.submit_enrolment(attempt, request.form.get("credential", "")[:16384],
+                                      request.form.get("name"), request.remote_addr)
+    if outcome.state is signin.State.ENROL:
+        return _passkey_page("flows/login_passkey_enrol.html", attempt, outcome.error, 400)
+    authorization = _authorization_of(attempt)
+    return _after_step(attempt, outcome, authorization, _client_of(authorization))

@@ -77,6 +77,10 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          required=("new_email",)),
     Kind("login_code", lambda c: _("Your sign-in code"),
          required=("code", "expires_minutes")),
+    Kind("passkey_added", lambda c: _("A passkey was added to your account"),
+         required=("passkey_name", "when")),
+    Kind("passkey_removed", lambda c: _("A passkey was removed from your account"),
+         required=("passkey_name", "when")),
     Kind("test", lambda c: _("Test message from %(brand)s", brand=c["brand"])),
 )}
 
@@ -176,7 +180,7 @@ def _context(kind: Kind, to: str, tenant, context: dict) -> dict:
         ctx["code"] = clean_text(ctx["code"], 32)
     if "new_email" in ctx:
         ctx["new_email"] = mask_email(str(ctx["new_email"]))
-    if kind.name == "password_changed":
+    if "when" in kind.required:  # password_changed, passkey_added, passkey_removed
         ctx["when_dt"] = _format_when(ctx.get("when"))
     if kind.name == "account_locked":
         ctx["until_dt"] = _format_when(ctx["locked_until"])

@@ -17,6 +17,7 @@ from idp.models.sessions import BrowserSession
 from idp.models.tenants import Tenant
 from idp.models.terms import TermsAcceptance, TermsDocument, TermsRequirement, TermsVersion
 from idp.models.throttle import RateLimitCounter
+from idp.models.webauthn import WebAuthnCredential
 
 __all__ = [
     "AccountToken",
@@ -39,4 +40,5 @@ __all__ = [
     "TermsVersion",
     "Token",
     "User",
+    "WebAuthnCredential",
 ]

@@ -32,7 +32,7 @@ def test_sign_in_lands_back_at_the_client_with_a_code(page, live_server, factory
     email = page.get_by_label("Email address", exact=True)
     password = page.get_by_label("Password", exact=True)
     assert email.get_attribute("name") == "email"
-    assert email.get_attribute("autocomplete") == "username"
+    assert email.get_attribute("autocomplete") == "username webauthn"  # passkeys in the autofill too
     assert password.get_attribute("name") == "password"
     assert password.get_attribute("autocomplete") == "current-password"
     assert_page_ok(page, "login")

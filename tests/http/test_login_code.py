@@ -334,16 +334,19 @@ def test_direct_sign_in_applies_the_strictest_membership_policy(client, factory,
     assert client.get("/account").status_code == 200
 
 
-def test_phishing_resistant_fails_closed(client, factory, driver, alice):
+def test_phishing_resistant_without_a_passkey_asks_the_code_then_a_passkey(
+        client, factory, driver, alice):
+    """No passkey yet: the password, the emailed code, then registering one (ENROL);
+    nothing is signed in or issued before (tests/http/test_passkeys.py goes on)."""
     tenant = factory.tenant()
     set_mfa_policy(tenant, PHISHING_RESISTANT)
     db.session.commit()
     rp = factory.client()
     response = driver.login(_authorize(driver, rp))
-    assert response.status_code == 400
-    assert "requires a passkey" in response.text
+    assert response.headers["Location"].startswith(CODE_PAGE)
+    response = _post_code(client, response.headers["Location"], login_code())
+    assert response.headers["Location"].startswith("/login/passkey/enrol")
     assert client.get("/account").status_code == 303  # not signed in
-    assert outbox.messages(EMAIL, "login_code") == []
     assert db.session.scalar(select(func.count()).select_from(Grant)) == 0
 
 

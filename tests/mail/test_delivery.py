@@ -133,7 +133,8 @@ def test_every_kind_renders_in_both_languages(app, ctx):
     context = {"link": LINK, "expires_hours": 24, "expires_minutes": 30, "when": 1_700_000_000,
                "reset_link": LINK, "login_link": "https://localhost/login",
                "locked_until": 1_700_000_900,
-               "new_email": "john.new@example.com", "code": "482913"}
+               "new_email": "john.new@example.com", "code": "482913",
+               "passkey_name": "Work laptop"}
     for kind in KINDS:
         en = render_message(kind, to="a@example.com", locale="en", **context)
         fr = render_message(kind, to="a@example.com", locale="fr", **context)

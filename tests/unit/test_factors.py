@@ -22,16 +22,44 @@ from idp.factors.base import (
 )
 from idp.factors.registry import FACTORS, get_factor
 from tests.support import PASSWORD, login_code
+from tests.webauthn_soft import for_app
 
 # RFC 8176's registry (the values a factor may contribute).
 AMR_VALUES = {"face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pop",
               "pwd", "rba", "retina", "sc", "sms", "swk", "tel", "user", "vbm", "wia"}
 
+def _passkey(user):
+    """The person's software passkey, registered through the factor's own enrolment."""
+    from flask import current_app
+
+    authenticator = for_app(current_app)
+    factor, state = get_factor("webauthn"), {}
+    options = factor.enrol_start(user, state)["options"]
+    result = factor.enrol_confirm(user, {"credential": authenticator.create(options)}, state)
+    assert isinstance(result, Accepted), result
+    db.session.commit()
+    return authenticator
+
+
+def _passkey_answer(user, page, **wrong):
+    return {"credential": _passkey(user).get(page["options"], **wrong)}
+
+
+# What each factor takes as (right, wrong) answers, given the person and begin()'s page.
 ANSWERS = {
-    "password": (lambda user: {"email": user.email, "password": PASSWORD},
-                 lambda user: {"email": user.email, "password": PASSWORD + "x"}),
-    "email_code": (lambda user: {"code": login_code(user.email)},
-                   lambda user: {"code": f"{(int(login_code(user.email)) + 1) % 10**6:06d}"}),
+    "password": (lambda user, page: {"email": user.email, "password": PASSWORD},
+                 lambda user, page: {"email": user.email, "password": PASSWORD + "x"}),
+    "email_code": (lambda user, page: {"code": login_code(user.email)},
+                   lambda user, page: {
+                       "code": f"{(int(login_code(user.email)) + 1) % 10**6:06d}"}),
+    "webauthn": (lambda user, page: _passkey_answer(user, page),
+                 lambda user, page: _passkey_answer(user, page, origin="https://evil.example")),
+}
+# How each enrollable factor is set up (confirmed), given the person and enrol_start's page.
+ENROLMENTS = {
+    "password": lambda user, page, state: {"password": "An0ther-Good-Passphrase"},
+    "webauthn": lambda user, page, state: {
+        "credential": for_app(__import__("flask").current_app).create(page["options"])},
 }
 
 
@@ -67,19 +95,22 @@ def test_begin_then_the_right_answer_is_accepted(ctx, factor, person):
     db.session.commit()
     assert isinstance(page, dict)
     json.dumps(state)  # the flow keeps it as JSON
+    json.dumps(page)
     right, _wrong = ANSWERS[factor.id]
     user = None if factor.identifies else person
-    result = factor.verify(user, right(person), state, _attempt())
-    assert result == Accepted(person.id, factor.amr)
+    result = factor.verify(user, right(person, page), state, _attempt())
+    assert isinstance(result, Accepted) and result.user_id == person.id
+    assert factor.amr[0] in result.amr or factor.id == "webauthn" and "swk" in result.amr
+    assert set(result.amr) <= AMR_VALUES and "mfa" not in result.amr
     json.dumps(state)
 
 
 def test_a_wrong_answer_is_rejected_with_a_reason(ctx, factor, person):
     state: dict = {}
-    factor.begin(person, state, _attempt())
+    page = factor.begin(person, state, _attempt())
     db.session.commit()
     _right, wrong = ANSWERS[factor.id]
-    result = factor.verify(None if factor.identifies else person, wrong(person), state,
+    result = factor.verify(None if factor.identifies else person, wrong(person, page), state,
                            _attempt())
     assert isinstance(result, Rejected) and result.reason and result.user_id == person.id
 
@@ -87,15 +118,32 @@ def test_a_wrong_answer_is_rejected_with_a_reason(ctx, factor, person):
 def test_an_answer_is_good_for_its_own_sign_in_only(ctx, factor, person):
     """State from one sign-in (binding) does not accept an answer in another."""
     state: dict = {}
-    factor.begin(person, state, _attempt())
+    page = factor.begin(person, state, _attempt())
     db.session.commit()
+    kept = bool(state)
     right, _wrong = ANSWERS[factor.id]
     other = Attempt(ip="192.0.2.1", binding="sign-in-2")
-    result = factor.verify(None if factor.identifies else person, right(person), state, other)
-    if factor.identifies:  # nothing to bind: the password is the password
+    result = factor.verify(None if factor.identifies else person, right(person, page), state,
+                           other)
+    if not kept:  # nothing to bind: the password is the password
         assert isinstance(result, Accepted)
     else:
         assert isinstance(result, Rejected)
+
+
+def test_an_answer_is_good_once(ctx, factor, person):
+    """A challenge or code that was accepted is spent: the same answer again is refused."""
+    state: dict = {}
+    page = factor.begin(person, state, _attempt())
+    db.session.commit()
+    if not state:
+        return  # nothing is kept between two requests (the password)
+    right, _wrong = ANSWERS[factor.id]
+    user = None if factor.identifies else person
+    answer = right(person, page)
+    assert isinstance(factor.verify(user, answer, state, _attempt()), Accepted)
+    db.session.commit()
+    assert isinstance(factor.verify(user, answer, state, _attempt()), Rejected)
 
 
 def test_enrolment_and_removal_follow_the_interface(ctx, factor, person):
@@ -111,7 +159,11 @@ def test_enrolment_and_removal_follow_the_interface(ctx, factor, person):
         assert factor.is_enrolled(person) is False
         return
     assert isinstance(page, dict)
-    result = factor.enrol_confirm(person, {"password": "An0ther-Good-Passphrase"}, {})
+    state: dict = {}
+    page = factor.enrol_start(person, state)
+    json.dumps(state)
+    result = factor.enrol_confirm(person, ENROLMENTS[factor.id](person, page, state), state)
+    db.session.commit()
     assert isinstance(result, Accepted) and factor.is_enrolled(person)
     factor.remove(person)
     assert factor.is_enrolled(person) is False
@@ -164,5 +216,26 @@ def test_an_enrolled_second_factor_is_always_asked(ctx, person, monkeypatch):
     monkeypatch.setitem(FACTORS, "fake_totp", Enrolled())
     assert signin._next_factor(person, [pwd], 1, []).id == "fake_totp"
     assert signin._next_factor(person, [pwd], 2, []).id == "fake_totp"
-    with pytest.raises(signin.PolicyUnmet):
-        signin._next_factor(person, [pwd], 3, [])
+    # Phishing-resistant: the enrolled factor, then (no passkey yet) registering one.
+    assert signin._next_factor(person, [pwd], 3, []).id == "fake_totp"
+    totp = assurance.completed("fake_totp", Accepted(person.id, ("otp",)))
+    with pytest.raises(signin.EnrolmentNeeded) as enrol:
+        signin._next_factor(person, [pwd, totp], 3, [])
+    assert enrol.value.factor_id == "webauthn"
+
+
+def test_a_verified_passkey_counts_as_two_and_is_phishing_resistant():
+    pwd = assurance.completed("password", Accepted(1, ("pwd",)), now=1)
+    otp = assurance.completed("email_code", Accepted(1, ("otp",)), now=2)
+    verified = assurance.completed("webauthn", Accepted(1, ("hwk", "user")), now=3)
+    present = assurance.completed("webauthn", Accepted(1, ("swk",)), now=3)
+    assert assurance.passkey_amr(True, False) == ("hwk", "user")
+    assert assurance.passkey_amr(False, True) == ("swk",)
+    assert assurance.amr_of([verified]) == ["hwk", "user", "mfa"]
+    assert assurance.acr_of([verified]) == "urn:idp:loa:3"
+    assert assurance.amr_of([present]) == ["swk"]  # presence only: one factor
+    assert assurance.acr_of([present]) == "urn:idp:loa:1"
+    assert assurance.amr_of([pwd, present]) == ["pwd", "swk", "mfa"]
+    assert assurance.acr_of([pwd, present]) == "urn:idp:loa:3"
+    assert assurance.acr_of([pwd, otp]) == "urn:idp:loa:2"  # phishable: not level 3
+    assert "urn:idp:loa:3" in assurance.ACR_VALUES
