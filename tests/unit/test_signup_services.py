@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select
 
 from idp.extensions import db
-from idp.flows.registration import brand_css, branding, readable_on_white_text
 from idp.models import AccountToken, Tenant, User
 from idp.services import company_identity as ci
 from idp.services import company_signup, email_address, registration
+from idp.services.branding import brand_css, branding, readable_on_white_text
 
 GOOD = "Tr0ub4dor&3-horse"
 
