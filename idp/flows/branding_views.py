@@ -27,6 +27,7 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale
+from werkzeug.exceptions import HTTPException
 
 from idp.flows import base as flows
 from idp.flows import signin
@@ -81,10 +82,14 @@ def page_tenant() -> Tenant | None:
         return cached
     tenant = g.get("tenant")
     if tenant is None and not request.path.startswith(API_PREFIXES):
-        if request.values.get("flow"):
-            tenant = _authorization_tenant(request.values["flow"])
-        elif request.values.get("signin"):
-            tenant = _signin_tenant(request.values["signin"])
+        try:
+            values = request.values
+        except HTTPException:  # a body too large or malformed: its error page stays plain
+            values = request.args
+        if values.get("flow"):
+            tenant = _authorization_tenant(values["flow"])
+        elif values.get("signin"):
+            tenant = _signin_tenant(values["signin"])
     g.page_tenant = tenant
     return tenant
 

@@ -13,8 +13,10 @@ Everything lives in ``Tenant.settings`` except the logo's bytes (table
 Rules (each refused with a clear message when set, and ignored again when read,
 so a value edited in the database cannot break a page):
 
-* A colour must reach WCAG AA 4.5:1 against white: it is the background of white
-  button text and the colour of link text on the white card (the ratio is the same).
+* A colour must reach WCAG AA 4.5:1 against the page background (#f3f5f8, the
+  darkest light background it is used on): it colours links on that background and
+  on the white card, and is the background of white button text (more than 4.5:1
+  then, white being lighter).
 * A logo is PNG, JPEG, WebP or SVG, at most ``IDP_LOGO_MAX_BYTES`` and
   ``IDP_LOGO_MAX_SIDE`` pixels a side. The type comes from the bytes (Pillow
   decodes a raster image completely, then it is re-encoded, which drops metadata
@@ -56,6 +58,7 @@ COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 _HOST = re.compile(r"^[a-z0-9.-]{1,253}(:\d{1,5})?$")
 _PHONE = re.compile(r"^\+?[0-9 ().-]{4,30}$")
 WHITE = "#ffffff"
+PAGE_BACKGROUND = "#f3f5f8"  # style.css: body (the card is white); the darker of the two
 MIN_CONTRAST = 4.5  # WCAG 2.1 AA, normal text (1.4.3)
 MAX_NAME = 120
 
@@ -103,9 +106,11 @@ def contrast_ratio(a: str, b: str) -> float:
     return (light + 0.05) / (dark + 0.05)
 
 
-def readable_on_white_text(color: str) -> bool:
-    """White text on this colour (and this colour as text on white) reaches 4.5:1."""
-    return bool(COLOR_RE.match(color or "")) and contrast_ratio(color, WHITE) >= MIN_CONTRAST
+def readable_brand_color(color: str) -> bool:
+    """This colour as text on the page background and on the white card, and white text
+    on it, all reach 4.5:1 (the page background is the darkest of those backgrounds)."""
+    return (bool(COLOR_RE.match(color or ""))
+            and contrast_ratio(color, PAGE_BACKGROUND) >= MIN_CONTRAST)
 
 
 def validate_color(value: str) -> str:
@@ -113,12 +118,13 @@ def validate_color(value: str) -> str:
     color = (value or "").strip()
     if not COLOR_RE.match(color):
         raise BrandingError(f"colour {value!r} must be written #RRGGBB (six hex digits)")
-    ratio = contrast_ratio(color, WHITE)
+    ratio = contrast_ratio(color, PAGE_BACKGROUND)
     if ratio < MIN_CONTRAST:
         raise BrandingError(
-            f"colour {color} has a contrast of {ratio:.2f}:1 with white; buttons show white "
-            f"text on it and links show it on white, which needs at least {MIN_CONTRAST}:1 "
-            "(WCAG AA): choose a darker colour")
+            f"colour {color} has a contrast of {ratio:.2f}:1 with the page background "
+            f"{PAGE_BACKGROUND} (and {contrast_ratio(color, WHITE):.2f}:1 with white); "
+            "buttons show white text on it and links show it on those backgrounds, which "
+            f"needs at least {MIN_CONTRAST}:1 (WCAG AA): choose a darker colour")
     return color.lower()
 
 
@@ -395,7 +401,7 @@ def branding(tenant: Tenant, locale: str | None = None) -> Branding:
         logo_origin=logo_origin, support_email=support,
         support_phone=phone if _PHONE.match(phone) else None,
         support_url=_support_url(settings.get("support_url")),
-        color=color.lower() if readable_on_white_text(color) else None, slug=tenant.slug)
+        color=color.lower() if readable_brand_color(color) else None, slug=tenant.slug)
 
 
 def brand_css(brand: Branding) -> str:
