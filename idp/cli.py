@@ -226,7 +226,7 @@ def _branding_options(command):
 
 def _apply_branding(tenant, logo_path, no_logo, color, support_email, support_url,
                     display_names) -> dict:
-    from idp.services import branding
+    from idp.services import branding, logos
 
     config = current_app.config
     try:
@@ -234,13 +234,13 @@ def _apply_branding(tenant, logo_path, no_logo, color, support_email, support_ur
         if logo_path is not None:
             if no_logo:
                 raise branding.BrandingError("--logo and --no-logo exclude each other")
-            logo = branding.read_logo_file(logo_path, max_bytes=config["IDP_LOGO_MAX_BYTES"],
+            logo = logos.read_logo_file(logo_path, max_bytes=config["IDP_LOGO_MAX_BYTES"],
                                            max_side=config["IDP_LOGO_MAX_SIDE"])
         names = dict(branding.parse_display_name(item, config["IDP_LOCALES"])
                      for item in display_names) if display_names else None
         branding.update(tenant, logo=logo, remove_logo=no_logo, color=color,
                         support_email=support_email, support_url=support_url, names=names)
-    except branding.BrandingError as exc:
+    except (branding.BrandingError, logos.LogoError) as exc:
         db.session.rollback()
         _fail(str(exc))
     return branding.summary(tenant)

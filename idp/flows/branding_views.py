@@ -36,7 +36,7 @@ from idp.models import Tenant
 from idp.oauth.fast import API_PREFIXES
 from idp.oauth.server import authorization_server
 from idp.security import set_security_headers
-from idp.services import branding
+from idp.services import branding, logos
 from idp.services.tenants import get_by_slug
 
 bp = Blueprint("branding", __name__)
@@ -153,7 +153,7 @@ def logo(slug: str):
     response = make_response(row.data)
     response.headers["Content-Type"] = row.content_type
     response.headers["Content-Disposition"] = \
-        f'inline; filename="{branding.FILE_NAMES.get(row.content_type, "logo")}"'
+        f'inline; filename="{logos.FILE_NAMES.get(row.content_type, "logo")}"'
     response.headers["Content-Security-Policy"] = LOGO_POLICY
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"  # emails show it too
     response.set_etag(row.digest)

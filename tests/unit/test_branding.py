@@ -11,7 +11,8 @@ from sqlalchemy import select
 from idp.extensions import db
 from idp.models import Client, TenantLogo
 from idp.services import branding
-from idp.services.branding import BrandingError, validate_logo
+from idp.services.branding import BrandingError
+from idp.services.logos import Logo, LogoError, validate_logo
 
 MAX = 256 * 1024
 SIDE = 1024
@@ -23,7 +24,7 @@ def image_bytes(kind: str = "PNG", size: tuple[int, int] = (64, 32)) -> bytes:
     return out.getvalue()
 
 
-def check(data: bytes, name: str) -> branding.Logo:
+def check(data: bytes, name: str) -> Logo:
     return validate_logo(data, name, max_bytes=MAX, max_side=SIDE)
 
 
@@ -100,40 +101,40 @@ def test_re_encoding_drops_what_was_appended_to_an_image():
     (b"%PDF-1.7\n", "logo.png"),
 ])
 def test_a_file_that_is_not_an_image_is_refused(data, name):
-    with pytest.raises(BrandingError, match="not a PNG, JPEG, WebP or SVG image"):
+    with pytest.raises(LogoError, match="not a PNG, JPEG, WebP or SVG image"):
         check(data, name)
 
 
 def test_a_gif_is_refused_even_though_pillow_reads_it():
     out = io.BytesIO()
     Image.new("RGB", (4, 4)).save(out, format="GIF")
-    with pytest.raises(BrandingError):
+    with pytest.raises(LogoError):
         check(out.getvalue(), "logo.png")
 
 
 def test_too_large_a_file_is_refused():
-    with pytest.raises(BrandingError, match="larger than 256 KiB"):
+    with pytest.raises(LogoError, match="larger than 256 KiB"):
         check(b"\x89PNG" + b"\x00" * MAX, "logo.png")
 
 
 def test_too_many_pixels_are_refused():
-    with pytest.raises(BrandingError, match="at most 1024x1024"):
+    with pytest.raises(LogoError, match="at most 1024x1024"):
         check(image_bytes(size=(1025, 10)), "logo.png")
 
 
 def test_a_png_renamed_svg_is_refused():
-    with pytest.raises(BrandingError, match="image/png image but its name ends in .svg"):
+    with pytest.raises(LogoError, match="image/png image but its name ends in .svg"):
         check(image_bytes(), "logo.svg")
 
 
 def test_an_svg_renamed_png_is_refused():
-    with pytest.raises(BrandingError, match="image/svg\\+xml image but its name ends in .png"):
+    with pytest.raises(LogoError, match="image/svg\\+xml image but its name ends in .png"):
         check(CLEAN_SVG, "logo.png")
 
 
 @pytest.mark.parametrize("name", ["logo", "logo.gif", "logo.html", "logo.svgz"])
 def test_other_file_names_are_refused(name):
-    with pytest.raises(BrandingError, match="must end in"):
+    with pytest.raises(LogoError, match="must end in"):
         check(image_bytes(), name)
 
 
@@ -163,7 +164,7 @@ SVG = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/19
     '<iframe xmlns="http://www.w3.org/1999/xhtml" src="https://evil.example"/>',
 ])
 def test_an_svg_with_script_or_external_references_is_refused(body):
-    with pytest.raises(BrandingError):
+    with pytest.raises(LogoError):
         check(SVG.format(body).encode(), "logo.svg")
 
 
@@ -177,7 +178,7 @@ def test_an_svg_with_script_or_external_references_is_refused(body):
     b'<svg xmlns="http://www.w3.org/2000/svg"><rect></svg>',  # not well-formed
 ])
 def test_an_svg_with_a_doctype_entities_or_no_svg_root_is_refused(data):
-    with pytest.raises(BrandingError):
+    with pytest.raises(LogoError):
         check(data, "logo.svg")
 
 
