@@ -103,7 +103,7 @@ def test_the_language_switcher_keeps_the_language_across_pages(make_page, live_s
     page = make_page(locale="en-US")
     page.goto(f"{live_server.url}/t/acme/login")
     assert _current_language(page) == "English"
-    switcher = page.get_by_role("navigation", name="Language")
+    switcher = page.get_by_role("navigation", name="Languages")
     assert switcher.get_by_role("button").count() == 1  # the current one is not a button
 
     _switch_with_the_keyboard(page, "Français")
@@ -111,7 +111,7 @@ def test_the_language_switcher_keeps_the_language_across_pages(make_page, live_s
     page.get_by_role("heading", name="Se connecter").wait_for()
     assert page.locator("html").get_attribute("lang") == "fr"
     assert _current_language(page) == "Français"
-    assert page.get_by_role("navigation", name="Langue").get_by_role(
+    assert page.get_by_role("navigation", name="Langues").get_by_role(
         "button", name="English").count() == 1
     assert_page_ok(page, "login in French")
 
