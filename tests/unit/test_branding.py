@@ -235,3 +235,15 @@ def test_a_sign_in_shows_the_tenant_chosen_then_organization_then_the_clients(fa
     assert branding.tenant_for_authorization(shared, "nope") is None
     assert branding.tenant_for_authorization(shared, "acme", globex.id) == globex
     assert branding.tenant_for_authorization(None, "acme") is None
+
+
+def test_emails_show_the_uploaded_logo_at_its_absolute_address(app, factory):
+    from idp.mail.messages import render_message
+
+    tenant = factory.tenant("acme", "Acme Fleet")
+    logo = check(image_bytes(), "logo.png")
+    branding.update(tenant, logo=logo)
+    db.session.commit()
+    url = f"{app.config['IDP_ISSUER']}/t/acme/logo?v={logo.digest[:16]}"
+    message = render_message("test", to="ops@example.com", locale="en", tenant=tenant)
+    assert f'src="{url}"' in message.html
