@@ -213,7 +213,7 @@ def _branding_options(command):
                      help="PNG, JPEG, WebP or SVG (scripts and external references refused)."),
         click.option("--no-logo", is_flag=True, help="Remove the uploaded logo."),
         click.option("--color", default=None,
-                     help="#RRGGBB for buttons and links; needs 4.5:1 with white ('' clears)."),
+                     help="#RRGGBB for buttons and links; needs 4.5:1 contrast ('' clears)."),
         click.option("--support-email", default=None, help="Support address ('' clears)."),
         click.option("--support-url", default=None, help="https:// help page ('' clears)."),
         click.option("--display-name", "display_names", multiple=True, metavar="LANG=NAME",
@@ -235,7 +235,7 @@ def _apply_branding(tenant, logo_path, no_logo, color, support_email, support_ur
             if no_logo:
                 raise branding.BrandingError("--logo and --no-logo exclude each other")
             logo = logos.read_logo_file(logo_path, max_bytes=config["IDP_LOGO_MAX_BYTES"],
-                                           max_side=config["IDP_LOGO_MAX_SIDE"])
+                                        max_side=config["IDP_LOGO_MAX_SIDE"])
         names = dict(branding.parse_display_name(item, config["IDP_LOCALES"])
                      for item in display_names) if display_names else None
         branding.update(tenant, logo=logo, remove_logo=no_logo, color=color,

@@ -29,6 +29,7 @@ from flask import (
 from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 
+from idp.extensions import db
 from idp.flows import base as flows
 from idp.flows import signin
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
@@ -63,8 +64,6 @@ def _authorization_tenant(flow_id: str) -> Tenant | None:
 
 
 def _signin_tenant(attempt_id: str) -> Tenant | None:
-    from idp.extensions import db
-
     try:
         attempt = flows.load(attempt_id, signin.FLOW_TYPE)
     except flows.FlowError:

@@ -264,3 +264,16 @@ def test_the_code_page_keeps_the_branding(http, branded, factory):
     code_page = http.get(step.headers["Location"])
     assert code_page.status_code == 200 and "Acme Fleet" in code_page.text
     assert query_of(step.headers["Location"])["signin"]
+
+
+def test_an_empty_value_clears_a_setting_and_logo_options_exclude_each_other(
+        runner, branded, acme, tmp_path):
+    cleared = update(runner, "--color", "", "--support-url", "")
+    assert cleared.exit_code == 0, cleared.output
+    brand = json.loads(cleared.output)["branding"]
+    assert brand["color"] is None and brand["support_url"] is None
+    assert brand["support_email"] == "help@acme.example" and brand["logo"] == "image/png"
+    both = update(runner, "--logo", write(tmp_path, "a.png", png()), "--no-logo")
+    assert both.exit_code == 2 and "exclude each other" in both.output
+    missing = update(runner, "--logo", str(tmp_path / "absent.png"))
+    assert missing.exit_code == 2 and "cannot read" in missing.output
