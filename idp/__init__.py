@@ -147,6 +147,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     branding_views.init_app(app)  # the tenant's logo, colours and name on every page
     app.register_blueprint(language_views.bp)
+    csrf.exempt(language_views.switch)  # checked in the view: a token, or Sec-Fetch-Site
 
     app.register_blueprint(invitation_views.bp)
     app.register_blueprint(recovery_views.bp)

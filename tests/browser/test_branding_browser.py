@@ -156,3 +156,17 @@ def test_the_saved_language_wins_over_the_browsers(make_page, live_server, facto
     assert_page_ok(page, "account in the saved language")
     with app.app_context():
         assert db.session.get(User, person.id).locale == "fr"
+
+
+@desktop_only
+def test_the_switcher_works_on_a_page_without_a_form(make_page, live_server):
+    """No form, no cookie, no CSRF token: the browser's Sec-Fetch-Site vouches for the POST."""
+    page = make_page(locale="en-US")
+    page.goto(f"{live_server.url}/no-such-page")
+    assert page.context.cookies() == []
+    with page.expect_navigation():
+        page.get_by_role("button", name="Français").click()
+    assert page.url == f"{live_server.url}/no-such-page"
+    page.get_by_text("Cette page n'existe pas.").wait_for()
+    assert page.locator("html").get_attribute("lang") == "fr"
+    assert_page_ok(page, "404 in French")

@@ -100,11 +100,17 @@ def test_the_account_form_uses_the_same_handler(http, factory):
 
 @pytest.mark.parametrize("target", [
     "//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)",
-    "/oauth/token", "/no/such/page", "", "/login\r\nLocation: https://evil.example",
+    "/oauth/token", "/language", "", "/login\r\nLocation: https://evil.example",
 ])
 def test_the_switcher_never_redirects_elsewhere(http, target):
     response = switch(http, "fr", target)
     assert response.status_code == 303 and response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", ["/no/such/page", "/t/nope/", "/login?flow=abc&x=%2F%2F"])
+def test_the_switcher_goes_back_to_any_page_of_this_site(http, target):
+    response = switch(http, "fr", target)
+    assert response.status_code == 303 and response.headers["Location"] == target
 
 
 def test_the_switcher_needs_csrf_and_a_known_language(http):
@@ -140,3 +146,25 @@ def test_the_switcher_changes_the_language_of_the_persons_emails(http, factory):
     http.post("/password/forgot", headers=ENGLISH, data={
         "email": "alice@example.com", "csrf_token": csrf_of(page.text)}).close()
     assert sent_messages("password_reset", "alice@example.com")[-1].locale == "fr"
+
+
+def test_a_page_without_a_form_has_a_cookieless_switcher_checked_by_fetch_metadata(http):
+    home = http.get("/", headers=ENGLISH)
+    assert 'action="/language"' in home.text and 'name="csrf_token"' not in home.text
+    assert "Set-Cookie" not in home.headers  # anonymous plain pages stay cookie-less
+    cross = http.post("/language", headers={**ENGLISH, "Sec-Fetch-Site": "cross-site"},
+                      data={"locale": "fr", "next": "/"})
+    assert cross.status_code == 400
+    assert 'lang="en"' in http.get("/", headers=ENGLISH).text
+    ours = http.post("/language", headers={**ENGLISH, "Sec-Fetch-Site": "same-origin"},
+                     data={"locale": "fr", "next": "/"})
+    assert ours.status_code == 303 and ours.headers["Location"] == "/"
+    assert 'lang="fr"' in http.get("/", headers=ENGLISH).text
+
+
+def test_a_wrong_token_is_refused_even_from_our_origin(http):
+    http.get("/login")
+    response = http.post("/language", headers={"Sec-Fetch-Site": "same-origin"},
+                         data={"locale": "fr", "next": "/", "csrf_token": "forged"})
+    assert response.status_code == 400
+    assert 'lang="en"' in http.get("/login", headers=ENGLISH).text
