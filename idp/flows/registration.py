@@ -19,6 +19,7 @@ from enum import Enum
 from idp.flows import base as flows
 from idp.models import Tenant
 from idp.services import registration
+from idp.services.branding import branding  # noqa: F401 - until callers import it from there
 
 FLOW_TYPE = "registration"
 
