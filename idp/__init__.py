@@ -17,17 +17,18 @@ from idp.oauth.fast import API_PREFIXES
 
 
 def select_locale() -> str:
+    """The page's language: services/locale.py's precedence (saved, switcher, ui_locales,
+    Accept-Language)."""
     from flask import current_app
 
-    supported = current_app.config["IDP_LOCALES"]
+    from idp.services.locale import choose
+
     user = g.get("user")
-    if user is not None and user.locale in supported:
-        return user.locale
-    for tag in (session.get("ui_locales") or "").split():
-        language = tag.split("-")[0].lower()
-        if language in supported:
-            return language
-    return request.accept_languages.best_match(supported) or supported[0]
+    return choose(current_app.config["IDP_LOCALES"],
+                  saved=user.locale if user is not None else None,
+                  chosen=session.get("locale"), ui_locales=session.get("ui_locales"),
+                  accept_languages=request.accept_languages,
+                  default=current_app.config["BABEL_DEFAULT_LOCALE"])
 
 
 def _sqlite_pragmas(app: Flask) -> None:
@@ -150,7 +151,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(tenant_views.bp)
 
-    from idp.flows import invitation_views, recovery_views, throttling
+    from idp.account import language_views
+    from idp.flows import branding_views, invitation_views, recovery_views, throttling
+
+    branding_views.init_app(app)  # the tenant's logo, colours and name on every page
+    app.register_blueprint(language_views.bp)
+    csrf.exempt(language_views.switch)  # checked in the view: a token, or Sec-Fetch-Site
 
     app.register_blueprint(invitation_views.bp)
     app.register_blueprint(recovery_views.bp)

@@ -207,15 +207,56 @@ def tenant_create_command(slug: str, name: str, no_self_registration: bool,
     click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug, "mfa": mfa_policy(tenant)}))
 
 
+def _branding_options(command):
+    """The branding options of `idp tenant update` (services/branding.py checks them)."""
+    options = [
+        click.option("--logo", "logo_path", type=click.Path(dir_okay=False), default=None,
+                     help="PNG, JPEG, WebP or SVG (scripts and external references refused)."),
+        click.option("--no-logo", is_flag=True, help="Remove the uploaded logo."),
+        click.option("--color", default=None,
+                     help="#RRGGBB for buttons and links; needs 4.5:1 contrast ('' clears)."),
+        click.option("--support-email", default=None, help="Support address ('' clears)."),
+        click.option("--support-url", default=None, help="https:// help page ('' clears)."),
+        click.option("--display-name", "display_names", multiple=True, metavar="LANG=NAME",
+                     help="The name shown in one language, e.g. fr='Acme Flotte'."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _apply_branding(tenant, logo_path, no_logo, color, support_email, support_url,
+                    display_names) -> dict:
+    from idp.services import branding, logos
+
+    config = current_app.config
+    try:
+        logo = None
+        if logo_path is not None:
+            if no_logo:
+                raise branding.BrandingError("--logo and --no-logo exclude each other")
+            logo = logos.read_logo_file(logo_path, max_bytes=config["IDP_LOGO_MAX_BYTES"],
+                                        max_side=config["IDP_LOGO_MAX_SIDE"])
+        names = dict(branding.parse_display_name(item, config["IDP_LOCALES"])
+                     for item in display_names) if display_names else None
+        branding.update(tenant, logo=logo, remove_logo=no_logo, color=color,
+                        support_email=support_email, support_url=support_url, names=names)
+    except (branding.BrandingError, logos.LogoError) as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    return branding.summary(tenant)
+
+
 @tenant_group.command("update")
 @click.argument("slug")
 @click.option("--name", default=None)
 @MFA_OPTION
 @click.option("--disable/--enable", "disable", default=None,
               help="A disabled tenant signs nobody in; its refresh tokens stop working.")
+@_branding_options
 @with_appcontext
 def tenant_update_command(slug: str, name: str | None, mfa: str | None,
-                          disable: bool | None) -> None:
+                          disable: bool | None, **branding_options) -> None:
     from idp.factors.assurance import mfa_policy, set_mfa_policy
     from idp.services.memberships import set_active
     from idp.services.tenants import get_by_slug
@@ -231,9 +272,10 @@ def tenant_update_command(slug: str, name: str | None, mfa: str | None,
         set_mfa_policy(tenant, mfa)
     if disable is not None:
         set_active(tenant, not disable)
+    brand = _apply_branding(tenant, **branding_options)
     db.session.commit()
     click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug, "mfa": mfa_policy(tenant),
-                           "active": tenant.active}))
+                           "active": tenant.active, "branding": brand}))
 
 
 user_group = AppGroup("user", help="Users.")

@@ -166,6 +166,9 @@ def load_config() -> dict:
         # Branding fallbacks when a tenant sets none (Tenant.settings wins).
         "IDP_SUPPORT_EMAIL": _env("SUPPORT_EMAIL"),
         "IDP_MAIL_LOGO_URL": _env("MAIL_LOGO_URL"),
+        # Uploaded tenant logos (`idp tenant update --logo`): bytes and pixels a side at most.
+        "IDP_LOGO_MAX_BYTES": _env_int("LOGO_MAX_BYTES", 256 * 1024),
+        "IDP_LOGO_MAX_SIDE": _env_int("LOGO_MAX_SIDE", 1024),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_TRANSLATION_DIRECTORIES": str(RESOURCE_DIR / "translations"),
         "IDP_LOCALES": ["en", "fr"],

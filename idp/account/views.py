@@ -23,12 +23,14 @@ from flask import (
     url_for,
 )
 
+from idp.account.language_views import apply_choice
 from idp.extensions import db
 from idp.flows.signup_messages import field_errors, link_message
 from idp.services import accounts, email_address, email_change
+from idp.services.locale import LANGUAGE_NAMES
 
 bp = Blueprint("account", __name__, url_prefix="/account")
-LOCALES = {"en": "English", "fr": "Français"}
+LOCALES = LANGUAGE_NAMES
 
 
 @bp.after_request
@@ -77,11 +79,8 @@ def profile():
 def language():
     if (response := _login_required()) is not None:
         return response
-    choice = request.form.get("locale", "")
-    if choice not in LOCALES or choice not in current_app.config["IDP_LOCALES"]:
+    if not apply_choice(request.form.get("locale", "")):  # the switcher's handler
         return redirect(url_for("account.profile"), code=303)
-    g.user.locale = choice
-    db.session.commit()
     return redirect(url_for("account.profile", saved="language"), code=303)
 
 

@@ -1,7 +1,9 @@
 """Pages of a tenant's branded entry: sign in, register, confirm the email address.
 
-``/t/<slug>/login`` is the normal login page (the same view, the same logic)
-with the tenant's branding and its "Create an account" link.
+``/t/<slug>/`` (and ``/t/<slug>/login``) is the normal login page (the same view,
+the same logic) with the tenant's branding and its "Create an account" link;
+``/t/<slug>/password/forgot`` the normal forgot-password page. An unknown slug is
+the translated 404 page.
 
 ``/verify-email?token=`` (any browser) never activates on its own: its page has
 two forms, both POSTs with CSRF; ``choice=password`` finishes with the password
@@ -11,14 +13,11 @@ chosen at registration, ``choice=new_password`` with a new one chosen there
 
 from __future__ import annotations
 
-import hashlib
-
 from flask import (
     Blueprint,
     Response,
     abort,
     g,
-    make_response,
     redirect,
     render_template,
     request,
@@ -32,7 +31,6 @@ from idp.flows import password_form
 from idp.flows import registration as steps
 from idp.flows.signup_messages import field_errors, link_message
 from idp.models import Tenant
-from idp.security import set_security_headers
 from idp.services import accounts, email_address, registration
 from idp.services.tenants import get_by_slug
 
@@ -41,8 +39,7 @@ MAX_SLUG = 63
 
 
 def _use_tenant(tenant: Tenant) -> Tenant:
-    g.tenant = tenant
-    g.tenant_brand = steps.branding(tenant)
+    g.tenant = tenant  # flows/branding_views.py shows its branding
     return tenant
 
 
@@ -58,11 +55,7 @@ def _tenant_context() -> dict:
     tenant = g.get("tenant")
     if tenant is None:
         return {}
-    brand = g.tenant_brand
-    context = {"tenant": tenant, "tenant_brand": brand}
-    if brand.color:
-        version = hashlib.sha256(brand.color.encode()).hexdigest()[:8]
-        context["tenant_css"] = url_for("registration.brand_css", slug=tenant.slug, v=version)
+    context = {"tenant": tenant}
     if request.endpoint == "registration.tenant_login":
         context["login_action"] = url_for("registration.tenant_login", slug=tenant.slug,
                                           flow=request.values.get("flow") or None)
@@ -72,36 +65,27 @@ def _tenant_context() -> dict:
 @bp.after_request
 def _headers(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
-    brand = g.get("tenant_brand")
-    if brand is not None and brand.logo_origin:
-        # The logo lives on the tenant's own site: allow that one origin for images.
-        set_security_headers(response)
-        policy = response.headers["Content-Security-Policy"]
-        response.headers["Content-Security-Policy"] = policy.replace(
-            "img-src 'self' data:", f"img-src 'self' data: {brand.logo_origin}", 1)
     return response
 
 
 # ----------------------------------------------------------------------------- entry
 
 
+@bp.route("/t/<slug>/", methods=["GET", "POST"], endpoint="tenant_login")
 @bp.route("/t/<slug>/login", methods=["GET", "POST"])
 def tenant_login(slug: str):
     _tenant_or_404(slug)
     from idp.flows.signin_views import login
 
-    return login()  # the one login view; the branding comes from the context above
+    return login()  # the one login view; the branding comes from flows/branding_views.py
 
 
-@bp.route("/t/<slug>/brand.css")
-def brand_css(slug: str):
-    tenant = get_by_slug(slug) if len(slug) <= MAX_SLUG else None
-    if tenant is None:
-        abort(404)
-    response = make_response(steps.brand_css(steps.branding(tenant)))
-    response.mimetype = "text/css"
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+@bp.route("/t/<slug>/password/forgot", methods=["GET", "POST"])
+def tenant_forgot(slug: str):
+    _tenant_or_404(slug)
+    from idp.flows.recovery_views import forgot
+
+    return forgot()  # the one forgot-password view, with the tenant's branding
 
 
 # ----------------------------------------------------------------------------- register
@@ -233,6 +217,7 @@ def init_app(app) -> None:
     link = ("link", "IDP_LINK_IP_LIMIT", "IDP_LINK_IP_WINDOW")
     throttling.LIMITS.update({
         "registration.tenant_login": login,
+        "registration.tenant_forgot": ("forgot", "IDP_FORGOT_IP_LIMIT", "IDP_FORGOT_IP_WINDOW"),
         "registration.register": signup,
         "registration.resend": signup,
         "registration.verify": link,

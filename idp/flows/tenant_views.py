@@ -25,10 +25,10 @@ from idp.factors import assurance
 from idp.flows import base as flows
 from idp.flows import signin, tenant_pick
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
-from idp.flows.registration import branding
 from idp.models import Tenant
 from idp.security import set_security_headers
 from idp.services import memberships
+from idp.services.branding import branding
 from idp.services.sessions import completed_factors
 
 bp = Blueprint("tenants", __name__)

@@ -7,9 +7,9 @@ Each kind has a text and an HTML body fragment (``templates/mail/<kind>.txt`` an
 language; the welcome email is bilingual, English then French, like the seeds'.
 Subjects are gettext strings here, so they are translated with the bodies.
 
-Branding comes from ``Tenant.settings`` (``brand_name``, ``logo_url``,
-``support_email``, ``brand_color``), else the tenant's name, else the
-``IDP_BRAND_NAME`` / ``IDP_MAIL_LOGO_URL`` / ``IDP_SUPPORT_EMAIL`` settings.
+Branding is services/branding.py's (``Tenant.settings``: the uploaded logo at
+its absolute address, ``brand_name``, ``support_email``, ``brand_color``), else
+the ``IDP_BRAND_NAME`` / ``IDP_MAIL_LOGO_URL`` / ``IDP_SUPPORT_EMAIL`` settings.
 """
 
 from __future__ import annotations
@@ -125,21 +125,27 @@ def _http_url(value: object) -> str | None:
 
 
 def branding(tenant=None) -> dict:
-    """Brand name, logo, support address and colour for a tenant (or the deployment)."""
+    """Brand name, logo, support address and colour for a tenant (or the deployment):
+    services/branding.py's, with the logo as an absolute URL a mail reader can fetch."""
+    from idp.services.branding import branding as tenant_branding
+
     config = current_app.config
-    settings = (getattr(tenant, "settings", None) or {}) if tenant is not None else {}
-    name = clean_text(settings.get("brand_name") or getattr(tenant, "name", None)
-                      or config["IDP_BRAND_NAME"], 120)
-    support = settings.get("support_email") or config["IDP_SUPPORT_EMAIL"]
+    brand = tenant_branding(tenant) if tenant is not None else None
+    name = clean_text(brand.name if brand else config["IDP_BRAND_NAME"], 120)
+    support = (brand.support_email if brand else None) or config["IDP_SUPPORT_EMAIL"]
     try:
         support = validate_address(support) if support else None
     except MailError:
         current_app.logger.warning("ignoring an invalid support address for %r", name)
         support = None
-    color = settings.get("brand_color") or ""
+    logo = brand.logo_url if brand else None
+    if logo and logo.startswith("/"):
+        logo = config["IDP_ISSUER"] + logo
+    color = (getattr(tenant, "settings", None) or {}).get("brand_color") or "" \
+        if tenant is not None else ""
     return {
         "brand": name or "Identity",
-        "logo_url": _http_url(settings.get("logo_url") or config["IDP_MAIL_LOGO_URL"]),
+        "logo_url": _http_url(logo or config["IDP_MAIL_LOGO_URL"]),
         "support_email": support,
         "brand_color": color if _COLOR.match(color) else DEFAULT_COLOR,
     }

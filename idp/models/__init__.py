@@ -2,6 +2,7 @@
 
 from idp.models.accounts import AccountToken, Membership, User
 from idp.models.audit import AuditEvent
+from idp.models.branding import TenantLogo
 from idp.models.deferred import DeferredTask
 from idp.models.mail import OutboxMessage
 from idp.models.oauth import (
@@ -34,6 +35,7 @@ __all__ = [
     "RateLimitCounter",
     "RevokedJti",
     "Tenant",
+    "TenantLogo",
     "TermsAcceptance",
     "TermsDocument",
     "TermsRequirement",

@@ -114,6 +114,15 @@ def shared_with(client: Client) -> list[int]:
                                    .order_by(ClientTenant.tenant_id)))
 
 
+def serves(client: Client, tenant: Tenant) -> bool:
+    """Does this client serve the tenant's people? Its own tenant; a shared one, every
+    tenant or the listed ones."""
+    if client.tenant_id is not None:
+        return client.tenant_id == tenant.id
+    listed = shared_with(client)
+    return not listed or tenant.id in listed
+
+
 def share_with(client: Client, tenants: list[Tenant]) -> None:
     """Limit a shared client to these tenants (replacing the list)."""
     if client.tenant_id is not None:

@@ -1,8 +1,8 @@
 """Browser sessions: a signed cookie until there is something to keep, then a database row.
 
 An anonymous visitor of a hosted page needs at most a CSRF token (and the
-``ui_locales`` of the request that sent them): those few keys (``COOKIE_KEYS``)
-travel in the cookie itself, signed with ``SECRET_KEY`` (itsdangerous), and no row
+``ui_locales`` of the request that sent them, the language chosen with the
+switcher): those few keys (``COOKIE_KEYS``) travel in the cookie itself, signed with ``SECRET_KEY`` (itsdangerous), and no row
 is written, so anonymous GETs cannot grow the table. As soon as the session holds
 anything else (a flow, a signed-in user) the data moves to the database: the cookie
 then holds a random 256-bit token and the row its SHA-256, the session data (JSON)
@@ -36,7 +36,7 @@ from idp.models import BrowserSession
 COOKIE_NAME = "idp_session"
 SECURE_COOKIE_NAME = "__Host-idp_session"
 # Keys an anonymous session may keep in its signed cookie (Flask-WTF's raw CSRF token).
-COOKIE_KEYS = frozenset({"csrf_token", "ui_locales"})
+COOKIE_KEYS = frozenset({"csrf_token", "ui_locales", "locale"})  # locale: the switcher
 MAX_COOKIE_VALUE = 2048
 SIGNING_SALT = "idp.browser-session.cookie"
 
@@ -177,7 +177,7 @@ def sign_in(session: ServerSession, user_id: int, done: list[dict]) -> None:
     the policy (flows/signin.py). The id rotates; the session keeps the open flows, the
     language, who (``uid``), when (``auth_time``) and the completed factors, from which
     amr and acr are computed (factors/assurance.py)."""
-    keep = {k: session[k] for k in ("flows", "ui_locales") if k in session}
+    keep = {k: session[k] for k in ("flows", "ui_locales", "locale") if k in session}
     session.clear()
     session.rotate()
     session.update(keep)

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select
 
 from idp.extensions import db
-from idp.flows.registration import brand_css, branding, readable_on_white_text
 from idp.models import AccountToken, Tenant, User
 from idp.services import company_identity as ci
 from idp.services import company_signup, email_address, registration
+from idp.services.branding import brand_css, branding, readable_brand_color
 
 GOOD = "Tr0ub4dor&3-horse"
 
@@ -129,8 +129,8 @@ def test_clean_name():
 
 
 def test_contrast():
-    assert readable_on_white_text("#0b4dbb") and readable_on_white_text("#000000")
-    assert not readable_on_white_text("#ffff00") and not readable_on_white_text("#ffffff")
+    assert readable_brand_color("#0b4dbb") and readable_brand_color("#000000")
+    assert not readable_brand_color("#ffff00") and not readable_brand_color("#ffffff")
 
 
 def test_branding_reads_tenant_settings():
