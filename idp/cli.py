@@ -414,8 +414,7 @@ idp_group.add_command(mail_group)
 def client_create_command(name, redirect_uris, public, tenant_slug, shared, shared_with,
                           grant_types, logout_uris, backchannel_logout_uri, third_party,
                           auth_method, jwks_file, id_token_alg, as_json) -> None:
-    from idp.services.clients import ClientError, create_client
-    from idp.services.memberships import share_with
+    from idp.services.clients import ClientError, create_client, share_with
     from idp.services.tenants import get_by_slug
 
     if sum(map(bool, (tenant_slug, shared, shared_with))) > 1:

@@ -35,7 +35,7 @@ from idp.flows import tenant_pick
 from idp.flows.base import Flow
 from idp.models import Client, Tenant, User
 from idp.oauth.claims import requested_user_claims, scope_claims
-from idp.services import consents, memberships
+from idp.services import clients, consents, memberships
 from idp.services.accounts import memberships_for_client
 from idp.services.sessions import completed_factors
 from idp.services.terms import pending_terms
@@ -160,7 +160,7 @@ def _resolve_tenant(flow: Flow, auth: Authentication, client: Client) -> State |
     if not served:
         # Only a person of no company at all may use a client shared with every tenant
         # without one; a company disabled is no company to sign in to.
-        if client.tenant_id is not None or memberships.shared_with(client) \
+        if client.tenant_id is not None or clients.shared_with(client) \
                 or memberships_for_client(auth.user, None):
             raise AuthorizationDenied("access_denied", "The user has no access to this client.")
         flow.data["tenant_id"] = None

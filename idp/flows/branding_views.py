@@ -37,7 +37,7 @@ from idp.models import Tenant
 from idp.oauth.fast import API_PREFIXES
 from idp.oauth.server import authorization_server
 from idp.security import set_security_headers
-from idp.services import branding, logos
+from idp.services import branding, logos, memberships
 from idp.services.tenants import get_by_slug
 
 bp = Blueprint("branding", __name__)
@@ -53,14 +53,22 @@ def _tenant_or_404(slug: str) -> Tenant:
     return tenant
 
 
-def _authorization_tenant(flow_id: str) -> Tenant | None:
+def _authorization_tenant(flow_id: str, user_id: int | None = None) -> Tenant | None:
+    """Once the person is known (``user_id``, or the signed-in one), an ``organization``
+    they are not a member of brands nothing: the pages after the password must not tell
+    whether that tenant exists (the picker ignores it the same way)."""
     try:
         flow = flows.load(flow_id, AUTHORIZATION)
     except flows.FlowError:
         return None
     client = authorization_server().query_client(flow.params.get("client_id"))
-    return branding.tenant_for_authorization(client, flow.params.get("organization"),
-                                             flow.data.get("tenant_id"))
+    organization = flow.params.get("organization")
+    user_id = user_id or (g.user.id if g.get("user") is not None else None)
+    if organization and user_id is not None:
+        hinted = get_by_slug(organization) if len(organization) <= MAX_SLUG else None
+        if hinted is None or memberships.find(user_id, hinted.id) is None:
+            organization = None
+    return branding.tenant_for_authorization(client, organization, flow.data.get("tenant_id"))
 
 
 def _signin_tenant(attempt_id: str) -> Tenant | None:
@@ -69,7 +77,8 @@ def _signin_tenant(attempt_id: str) -> Tenant | None:
     except flows.FlowError:
         return None
     if attempt.params.get("authorization"):
-        return _authorization_tenant(attempt.params["authorization"])
+        return _authorization_tenant(attempt.params["authorization"],
+                                     attempt.data.get("user_id"))
     tenant_id = attempt.params.get("tenant_id")
     return db.session.get(Tenant, tenant_id) if tenant_id else None
 

@@ -38,8 +38,8 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import Client, Tenant, TenantLogo
+from idp.services.clients import serves
 from idp.services.logos import Logo
-from idp.services.memberships import serves
 from idp.services.tenants import get_by_slug
 
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy import delete, select
+
 from idp.extensions import db
-from idp.models import Client, Tenant
+from idp.models import Client, ClientTenant, Tenant
 from idp.models.oauth import digest
 from idp.oauth.claims import SUPPORTED_SCOPES
 from idp.oauth.redirects import InvalidRedirectURI, validate_redirect_uri
@@ -111,3 +113,32 @@ def new_secret(client: Client) -> str:
     client.secret_hash = digest(secret)
     db.session.flush()
     return secret
+
+
+# Which tenants a client serves: owned (one), shared (every tenant) or shared with a list.
+
+
+def shared_with(client: Client) -> list[int]:
+    """The tenant ids a shared client is limited to (empty: every tenant)."""
+    return list(db.session.scalars(select(ClientTenant.tenant_id)
+                                   .where(ClientTenant.client_id == client.id)
+                                   .order_by(ClientTenant.tenant_id)))
+
+
+def serves(client: Client, tenant: Tenant) -> bool:
+    """Does this client serve the tenant's people? Its own tenant; a shared one, every
+    tenant or the listed ones."""
+    if client.tenant_id is not None:
+        return client.tenant_id == tenant.id
+    listed = shared_with(client)
+    return not listed or tenant.id in listed
+
+
+def share_with(client: Client, tenants: list[Tenant]) -> None:
+    """Limit a shared client to these tenants (replacing the list)."""
+    if client.tenant_id is not None:
+        raise ClientError("a client owned by a tenant cannot be shared")
+    db.session.execute(delete(ClientTenant).where(ClientTenant.client_id == client.id))
+    for tenant_id in sorted({t.id for t in tenants}):
+        db.session.add(ClientTenant(client_id=client.id, tenant_id=tenant_id))
+    db.session.flush()

@@ -17,6 +17,7 @@ from idp.extensions import db
 from idp.models import Client, ClientTenant, Grant, Membership, Tenant, User
 from idp.models.accounts import ROLES
 from idp.services import accounts, audit, tokens
+from idp.services.clients import shared_with
 
 
 class MembershipError(ValueError):
@@ -105,32 +106,6 @@ def set_active(tenant: Tenant, active: bool) -> None:
 
 
 # ------------------------------------------------------------------ clients and tenants
-
-
-def shared_with(client: Client) -> list[int]:
-    """The tenant ids a shared client is limited to (empty: every tenant)."""
-    return list(db.session.scalars(select(ClientTenant.tenant_id)
-                                   .where(ClientTenant.client_id == client.id)
-                                   .order_by(ClientTenant.tenant_id)))
-
-
-def serves(client: Client, tenant: Tenant) -> bool:
-    """Does this client serve the tenant's people? Its own tenant; a shared one, every
-    tenant or the listed ones."""
-    if client.tenant_id is not None:
-        return client.tenant_id == tenant.id
-    listed = shared_with(client)
-    return not listed or tenant.id in listed
-
-
-def share_with(client: Client, tenants: list[Tenant]) -> None:
-    """Limit a shared client to these tenants (replacing the list)."""
-    if client.tenant_id is not None:
-        raise MembershipError("a client owned by a tenant cannot be shared")
-    db.session.execute(delete(ClientTenant).where(ClientTenant.client_id == client.id))
-    for tenant_id in sorted({t.id for t in tenants}):
-        db.session.add(ClientTenant(client_id=client.id, tenant_id=tenant_id))
-    db.session.flush()
 
 
 def served_memberships(user: User, client: Client | None) -> list[Membership]:

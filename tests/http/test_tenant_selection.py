@@ -12,7 +12,7 @@ import pytest
 from idp.extensions import db
 from idp.factors.assurance import REQUIRED, set_mfa_policy
 from idp.models import Membership
-from idp.services import memberships
+from idp.services import clients, memberships
 from idp.services.tenants import get_by_slug
 from tests.http.helpers import assert_error_page, assert_error_redirect, bearer, decode
 from tests.outbox import messages
@@ -178,7 +178,7 @@ def test_a_forged_tenant_in_the_pending_picker_is_refused(client, factory, drive
                                                           forged):
     gamma = factory.tenant("gamma", "Gamma")
     listed = factory.client(shared=True)
-    memberships.share_with(_client_row(listed), [get_by_slug("acme"), beta])
+    clients.share_with(_client_row(listed), [get_by_slug("acme"), beta])
     db.session.add(Membership(user_id=alice.id, tenant_id=gamma.id, role="member"))
     other = factory.tenant("other", "Other")  # served by nobody here; alice is not in it
     db.session.commit()
@@ -371,7 +371,7 @@ def test_a_disabled_tenant_is_not_offered(client, driver, alice, beta, shared):
 
 def test_a_client_shared_with_a_list_offers_only_those(client, factory, driver, alice, beta):
     listed = factory.client(shared=True)
-    memberships.share_with(_client_row(listed), [beta])
+    clients.share_with(_client_row(listed), [beta])
     db.session.commit()
     response, _ = _authorize(driver, listed)
     answer = _password(driver, response)
@@ -381,7 +381,7 @@ def test_a_client_shared_with_a_list_offers_only_those(client, factory, driver, 
 def test_a_client_shared_with_others_only_denies_the_person(app, factory, driver, alice):
     gamma = factory.tenant("gamma", "Gamma")
     listed = factory.client(shared=True)
-    memberships.share_with(_client_row(listed), [gamma])
+    clients.share_with(_client_row(listed), [gamma])
     db.session.commit()
     response, _ = _authorize(driver, listed, state="s")
     answer = driver.follow(driver.login(response, EMAIL, PASSWORD))

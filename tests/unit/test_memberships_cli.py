@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from idp.extensions import db
 from idp.flows import tenant_pick
 from idp.models import Client, ClientTenant, Grant, Membership, Tenant, User
-from idp.services import memberships
+from idp.services import clients, memberships
 from idp.services.tenants import get_by_slug
 from tests.support import PASSWORD
 
@@ -142,10 +142,10 @@ def test_client_create_owned_shared_and_shared_with(app, ctx, runner, bob):
 
     owned, everyone, listed = create("--tenant", "beta"), create("--shared"), create(
         "--shared-with", "acme,beta")
-    assert owned.tenant_id == get_by_slug("beta").id and memberships.shared_with(owned) == []
-    assert everyone.tenant_id is None and memberships.shared_with(everyone) == []
+    assert owned.tenant_id == get_by_slug("beta").id and clients.shared_with(owned) == []
+    assert everyone.tenant_id is None and clients.shared_with(everyone) == []
     assert listed.tenant_id is None
-    assert memberships.shared_with(listed) == sorted([get_by_slug("acme").id,
+    assert clients.shared_with(listed) == sorted([get_by_slug("acme").id,
                                                       get_by_slug("beta").id])
 
 
@@ -174,12 +174,12 @@ def test_served_memberships_follow_the_client(app, ctx, factory, bob):
                                                ).one()
     slugs = lambda client: [m.tenant.slug for m in memberships.served_memberships(bob, client)]  # noqa: E731
     assert slugs(shared) == ["acme", "beta"] and slugs(owned) == ["beta"]
-    memberships.share_with(shared, [acme])
+    clients.share_with(shared, [acme])
     assert slugs(shared) == ["acme"]
     memberships.set_active(acme, False)
     assert slugs(shared) == [] and slugs(None) == ["beta"]
-    with pytest.raises(memberships.MembershipError):
-        memberships.share_with(owned, [acme])
+    with pytest.raises(clients.ClientError):
+        clients.share_with(owned, [acme])
 
 
 def test_binding_valid(app, ctx, bob):
