@@ -3,6 +3,7 @@
 from idp.models.accounts import AccountToken, Membership, User
 from idp.models.audit import AuditEvent
 from idp.models.deferred import DeferredTask
+from idp.models.factors import FactorResetRequest, RecoveryCode, TotpCredential, TrustedBrowser
 from idp.models.mail import OutboxMessage
 from idp.models.oauth import Client, ClientAssertionJti, Consent, Grant, RevokedJti, Token
 from idp.models.sessions import BrowserSession
@@ -17,12 +18,16 @@ __all__ = [
     "ClientAssertionJti",
     "Consent",
     "DeferredTask",
+    "FactorResetRequest",
     "Grant",
     "Membership",
     "OutboxMessage",
     "RateLimitCounter",
+    "RecoveryCode",
     "RevokedJti",
     "Tenant",
     "Token",
+    "TotpCredential",
+    "TrustedBrowser",
     "User",
 ]
