@@ -210,8 +210,12 @@ def tenant_create_command(slug: str, name: str, no_self_registration: bool,
 @click.argument("slug")
 @click.option("--name", default=None)
 @MFA_OPTION
+@click.option("--trust-browser-days", "trust_browser_days", type=click.IntRange(0, 365),
+              default=None, help="Skip the second factor in a trusted browser for N days "
+              "(0: off).")
 @with_appcontext
-def tenant_update_command(slug: str, name: str | None, mfa: str | None) -> None:
+def tenant_update_command(slug: str, name: str | None, mfa: str | None,
+                          trust_browser_days: int | None = None) -> None:
     from idp.factors.assurance import mfa_policy, set_mfa_policy
     from idp.services.tenants import get_by_slug
 
@@ -224,6 +228,10 @@ def tenant_update_command(slug: str, name: str | None, mfa: str | None) -> None:
         tenant.name = name.strip()
     if mfa is not None:
         set_mfa_policy(tenant, mfa)
+    if trust_browser_days is not None:
+        from idp.services.trusted_browsers import set_trust_days
+
+        set_trust_days(tenant, trust_browser_days)
     db.session.commit()
     click.echo(json.dumps({"id": tenant.id, "slug": tenant.slug, "mfa": mfa_policy(tenant)}))
 

@@ -11,7 +11,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import db
-from idp.models._types import Epoch, now
+from idp.models._types import Epoch, JSONType, now
 
 
 class TotpCredential(db.Model):
@@ -71,7 +71,9 @@ class TrustedBrowser(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
                                          nullable=False, index=True)
     token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    level: Mapped[int] = mapped_column(Integer, nullable=False, default=2)
+    # The second factors of the sign-in that trusted it ({"id", "amr", "at"}): a sign-in
+    # from this browser counts them again, so amr/acr say what was really done, and when.
+    factors: Mapped[list] = mapped_column(JSONType, nullable=False, default=list)
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
     expires_at: Mapped[int] = mapped_column(Epoch, nullable=False)

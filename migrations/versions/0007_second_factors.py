@@ -6,6 +6,7 @@ Revises: 0006
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 revision = '0007'
 down_revision = '0006'
@@ -13,6 +14,7 @@ branch_labels = None
 depends_on = None
 
 Epoch = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+JSONType = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
 
 
 def upgrade():
@@ -72,7 +74,7 @@ def upgrade():
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('user_id', sa.Integer(), nullable=False),
         sa.Column('token_hash', sa.String(length=64), nullable=False),
-        sa.Column('level', sa.Integer(), nullable=False),
+        sa.Column('factors', JSONType, nullable=False),
         sa.Column('label', sa.String(length=200), nullable=True),
         sa.Column('created_at', Epoch, nullable=False),
         sa.Column('expires_at', Epoch, nullable=False),

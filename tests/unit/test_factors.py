@@ -21,18 +21,55 @@ from idp.factors.base import (
     Rejected,
 )
 from idp.factors.registry import FACTORS, get_factor
+from idp.factors import totp
 from tests.support import PASSWORD, login_code
 
 # RFC 8176's registry (the values a factor may contribute).
 AMR_VALUES = {"face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pop",
               "pwd", "rba", "retina", "sc", "sms", "swk", "tel", "user", "vbm", "wia"}
 
+
+def _setup_totp(user) -> dict:
+    factor, state = get_factor("totp"), {}
+    secret = factor.enrol_start(user, state)["secret"]
+    assert isinstance(factor.enrol_confirm(
+        user, {"code": totp.code_at(secret, totp.current_step() - 1)}, state), Accepted)
+    db.session.commit()
+    return {"secret": secret}
+
+
+def _setup_recovery_codes(user) -> dict:
+    from idp.services import recovery_codes
+
+    codes = recovery_codes.issue(user)
+    db.session.commit()
+    return {"codes": codes}
+
+
+# What a factor needs set up before it can be asked (returns what the answers read).
+SETUP = {"totp": _setup_totp, "recovery_code": _setup_recovery_codes}
+
+# (right, wrong) answers, from the person and what SETUP returned.
 ANSWERS = {
-    "password": (lambda user: {"email": user.email, "password": PASSWORD},
-                 lambda user: {"email": user.email, "password": PASSWORD + "x"}),
-    "email_code": (lambda user: {"code": login_code(user.email)},
-                   lambda user: {"code": f"{(int(login_code(user.email)) + 1) % 10**6:06d}"}),
+    "password": (lambda user, _s: {"email": user.email, "password": PASSWORD},
+                 lambda user, _s: {"email": user.email, "password": PASSWORD + "x"}),
+    "email_code": (lambda user, _s: {"code": login_code(user.email)},
+                   lambda user, _s: {"code": f"{(int(login_code(user.email)) + 1) % 10**6:06d}"}),
+    "totp": (lambda _u, s: {"code": totp.code_at(s["secret"], totp.current_step())},
+             lambda _u, s: {"code": totp.code_at(s["secret"], totp.current_step() + 5)}),
+    "recovery_code": (lambda _u, s: {"code": s["codes"][0]},
+                      lambda _u, s: {"code": "2345-6789-abcd"}),
 }
+
+# The second half of enrolment, from the first half's page.
+ENROL = {
+    "password": lambda page: {"password": "An0ther-Good-Passphrase"},
+    "totp": lambda page: {"code": totp.code_at(page["secret"], totp.current_step())},
+    "recovery_code": lambda page: {},
+}
+
+# Answers good for the sign-in that asked them only (the others are single use instead).
+BOUND_TO_SIGN_IN = {"email_code"}
 
 
 @pytest.fixture(params=sorted(FACTORS))
@@ -45,12 +82,19 @@ def person(factory):
     return factory.user()
 
 
+@pytest.fixture
+def enrolled(ctx, factor, person) -> dict:
+    """The person with ``factor`` set up; what the answers need."""
+    return SETUP[factor.id](person) if factor.id in SETUP else {}
+
+
 def _attempt() -> Attempt:
     return Attempt(ip="192.0.2.1", binding="sign-in-1")
 
 
 def test_every_factor_is_tested_and_shaped_right(factor):
     assert factor.id in ANSWERS, f"add {factor.id}'s answers to ANSWERS"
+    assert factor.id in ENROL or factor.id == "email_code", f"add {factor.id} to ENROL"
     assert isinstance(factor, Factor)
     assert FACTORS[factor.id] is factor
     assert factor.amr and set(factor.amr) <= AMR_VALUES and "mfa" not in factor.amr
@@ -61,7 +105,7 @@ def test_a_submission_for_another_factor_is_not_mine(ctx, factor, person):
     assert isinstance(factor.verify(person, {"other": "x"}, {}, _attempt()), NotMine)
 
 
-def test_begin_then_the_right_answer_is_accepted(ctx, factor, person):
+def test_begin_then_the_right_answer_is_accepted(ctx, factor, person, enrolled):
     state: dict = {}
     page = factor.begin(person, state, _attempt())
     db.session.commit()
@@ -69,33 +113,39 @@ def test_begin_then_the_right_answer_is_accepted(ctx, factor, person):
     json.dumps(state)  # the flow keeps it as JSON
     right, _wrong = ANSWERS[factor.id]
     user = None if factor.identifies else person
-    result = factor.verify(user, right(person), state, _attempt())
+    result = factor.verify(user, right(person, enrolled), state, _attempt())
     assert result == Accepted(person.id, factor.amr)
     json.dumps(state)
 
 
-def test_a_wrong_answer_is_rejected_with_a_reason(ctx, factor, person):
+def test_a_wrong_answer_is_rejected_with_a_reason(ctx, factor, person, enrolled):
     state: dict = {}
     factor.begin(person, state, _attempt())
     db.session.commit()
     _right, wrong = ANSWERS[factor.id]
-    result = factor.verify(None if factor.identifies else person, wrong(person), state,
-                           _attempt())
+    result = factor.verify(None if factor.identifies else person, wrong(person, enrolled),
+                           state, _attempt())
     assert isinstance(result, Rejected) and result.reason and result.user_id == person.id
 
 
-def test_an_answer_is_good_for_its_own_sign_in_only(ctx, factor, person):
-    """State from one sign-in (binding) does not accept an answer in another."""
+def test_an_answer_is_good_for_its_own_sign_in_only(ctx, factor, person, enrolled):
+    """State from one sign-in (binding) does not accept an answer in another; a factor
+    with no binding (TOTP, a recovery code) accepts an answer once, in one sign-in."""
     state: dict = {}
     factor.begin(person, state, _attempt())
     db.session.commit()
     right, _wrong = ANSWERS[factor.id]
     other = Attempt(ip="192.0.2.1", binding="sign-in-2")
-    result = factor.verify(None if factor.identifies else person, right(person), state, other)
+    user = None if factor.identifies else person
     if factor.identifies:  # nothing to bind: the password is the password
-        assert isinstance(result, Accepted)
+        assert isinstance(factor.verify(user, right(person, enrolled), state, other), Accepted)
+    elif factor.id in BOUND_TO_SIGN_IN:
+        assert isinstance(factor.verify(user, right(person, enrolled), state, other), Rejected)
     else:
-        assert isinstance(result, Rejected)
+        answer = right(person, enrolled)
+        assert isinstance(factor.verify(user, answer, state, _attempt()), Accepted)
+        db.session.commit()
+        assert isinstance(factor.verify(user, answer, {}, other), Rejected)
 
 
 def test_enrolment_and_removal_follow_the_interface(ctx, factor, person):
@@ -111,7 +161,10 @@ def test_enrolment_and_removal_follow_the_interface(ctx, factor, person):
         assert factor.is_enrolled(person) is False
         return
     assert isinstance(page, dict)
-    result = factor.enrol_confirm(person, {"password": "An0ther-Good-Passphrase"}, {})
+    state: dict = {}
+    page = factor.enrol_start(person, state)
+    json.dumps(state)
+    result = factor.enrol_confirm(person, ENROL[factor.id](page), state)
     assert isinstance(result, Accepted) and factor.is_enrolled(person)
     factor.remove(person)
     assert factor.is_enrolled(person) is False
