@@ -95,8 +95,9 @@ def remembered(user_id: int, token: str | None, days: int,
         return []
     now = int(time.time() if now is None else now)
     row = db.session.scalar(select(TrustedBrowser).where(
-        TrustedBrowser.token_hash == _hash(token), TrustedBrowser.user_id == user_id))
-    if row is None or row.expires_at <= now or row.created_at + days * DAY <= now:
+        TrustedBrowser.token_hash == _hash(token), TrustedBrowser.user_id == user_id,
+        TrustedBrowser.expires_at > now, TrustedBrowser.created_at > now - days * DAY))
+    if row is None:
         return []  # expired, revoked, another person's, or the tenant now allows less
     db.session.execute(update(TrustedBrowser).where(TrustedBrowser.id == row.id)
                        .values(last_used_at=now).execution_options(synchronize_session=False))
