@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     g,
     redirect,
@@ -28,6 +27,7 @@ from flask import (
 from flask_babel import format_date
 from flask_babel import gettext as _
 
+from idp.account.views import no_store
 from idp.extensions import db
 from idp.factors import assurance
 from idp.factors.recovery_code import COUNT as RECOVERY_CODE_COUNT
@@ -59,10 +59,7 @@ NOTICES = {
 }
 
 
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+bp.after_request(no_store)
 
 
 def strong_recent_login(now: int | None = None) -> bool:

@@ -32,7 +32,8 @@ LOCALES = {"en": "English", "fr": "Français"}
 
 
 @bp.after_request
-def _no_store(response: Response) -> Response:
+def no_store(response: Response) -> Response:
+    """Account pages are personal: never cached (the security page uses it too)."""
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 

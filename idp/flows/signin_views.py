@@ -68,7 +68,8 @@ CODE_ERRORS = {
                                  "back to you."),
 }
 # The page of each pending second factor (the emailed code's by default).
-FACTOR_PAGES = {"totp": "flows/login_totp.html", "recovery_code": "flows/login_recovery.html"}
+FACTOR_PAGES = {"totp": "flows/login_second_factor.html",
+                "recovery_code": "flows/login_second_factor.html"}
 
 
 def _authorization_flow(required: bool = True):
@@ -187,7 +188,7 @@ def _code_page(attempt, error: str | None = None, status: int = 200, resent: boo
         if attempt.params.get("tenant_id") else None
     return render_template(
         FACTOR_PAGES.get(attempt.data.get("factor"), "flows/login_code.html"),
-        alternatives=signin.alternatives(attempt),
+        alternatives=signin.alternatives(attempt), factor_id=attempt.data.get("factor"),
         attempt=attempt, flow=authorization, client=client,
         sent_to=(attempt.data.get("page") or {}).get("sent_to"),
         cooldown=signin.cooldown(attempt), resent=resent, trust_days=signin.trust_days(attempt),

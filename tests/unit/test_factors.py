@@ -10,7 +10,7 @@ import json
 import pytest
 
 from idp.extensions import db
-from idp.factors import assurance
+from idp.factors import assurance, totp
 from idp.factors.base import (
     Accepted,
     Attempt,
@@ -21,7 +21,6 @@ from idp.factors.base import (
     Rejected,
 )
 from idp.factors.registry import FACTORS, get_factor
-from idp.factors import totp
 from tests.support import PASSWORD, login_code
 
 # RFC 8176's registry (the values a factor may contribute).
