@@ -103,6 +103,14 @@ def test_set_up_the_app_then_sign_in_with_it(make_page, live_server, app, smtp, 
     assert tokens["id_token_claims"]["acr"] == "urn:idp:loa:2"
     assert len(smtp.received(EMAIL)) == 2  # no sign-in code was emailed
 
+    # Back in the first browser (signed in with a second factor minutes ago): remove it.
+    page.get_by_role("button", name="Remove the authenticator app").click()
+    page.get_by_role("status").filter(has_text="Your authenticator app was removed.").wait_for()
+    page.get_by_text("No recovery codes").wait_for()
+    assert_page_ok(page, "security page, app removed")
+    removed = smtp.wait_for(app, EMAIL, count=3)
+    assert removed["Subject"] == "An authenticator app was removed from your account"
+
 
 def test_send_the_code_by_email_instead(page, live_server, app, smtp, factory, required_rp):
     _enrolled(factory)
@@ -189,3 +197,44 @@ def test_the_app_pages_in_french_on_a_phone(make_page, live_server, app, smtp, f
     page.goto(f"{live_server.url}/account/security")
     page.get_by_role("heading", name="Sécurité", exact=True).wait_for()
     assert_page_ok(page, "security page, French")
+
+
+def test_trust_this_browser_then_stop_trusting_it(page, live_server, app, smtp, factory,
+                                                  required_rp):
+    """The tenant allows 30 days: the checkbox, the next sign-in skips the app's code, the
+    security page (after confirming it is you) lists the browser and revokes it."""
+    from idp.services.tenants import get_by_slug
+    from idp.services.trusted_browsers import set_trust_days
+
+    phone = _enrolled(factory)
+    set_trust_days(get_by_slug("acme"), 30)
+    db.session.commit()
+    page.goto(required_rp.authorization(live_server.url).url)
+    sign_in(page, button="Receive Code")
+    page.get_by_label("Code from your app", exact=True).fill(phone.now())
+    page.get_by_label("Trust this browser for 30 days").check()
+    assert_page_ok(page, "code from the app, trust this browser")
+    page.get_by_role("button", name="Login", exact=True).click()
+    callback_query(page, required_rp)
+
+    page.goto(required_rp.authorization(live_server.url, prompt="login").url)
+    sign_in(page, button="Receive Code")
+    callback_query(page, required_rp)  # no second step in this browser
+
+    page.goto(f"{live_server.url}/account/security")
+    page.get_by_role("heading", name="Confirm it is you").wait_for()
+    assert_page_ok(page, "security page, confirm it is you")
+    page.get_by_label("Current password", exact=True).fill("Correct-Horse-9")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Code from your app", exact=True).fill(_next_code(phone))
+    page.get_by_role("button", name="Login", exact=True).click()
+    page.get_by_role("heading", name="Trusted browsers").wait_for()
+    assert page.get_by_text("Trusted until").count() == 1
+    assert_page_ok(page, "security page, a trusted browser")
+    page.get_by_role("button", name="Stop trusting").click()
+    page.get_by_role("status").filter(has_text="This browser is no longer trusted.").wait_for()
+    page.get_by_text("No trusted browser").wait_for()
+
+    page.goto(required_rp.authorization(live_server.url, prompt="login").url)
+    sign_in(page, button="Receive Code")
+    page.get_by_role("heading", name="Enter the code from your app").wait_for()
