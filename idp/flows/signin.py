@@ -2,8 +2,11 @@
 
     IDENTIFY ──► SECOND_FACTOR ──► DONE ──► services/sessions.sign_in
     (password:    (emailed code,    (the one place the session
-     identifies)   resend)           becomes signed in)
-       └──────────────────────────► DONE   (policy met by the first factor)
+     identifies)   TOTP, recovery    becomes signed in)
+                   code; resend,
+                   choose another)
+       └──────────────────────────► DONE   (policy met by the first factor, or by a
+                                            trusted browser's remembered factors)
 
 The flow record (type ``signin``, in the server-side session) holds the pending
 user, the completed factors (``{"id", "amr", "at"}``), the factor waiting for an
@@ -12,7 +15,9 @@ has no ``uid``, so no page (``/account``, ``/oauth/authorize``, consent, the
 token endpoint through a code) treats them as signed in; the session id
 rotates after each factor and at DONE.
 
-Which second factor: an enrolled one is always asked; otherwise the level
+Which second factor: an enrolled one is always asked (a ``fallback``, recovery codes,
+only offered: ``alternatives`` / ``choose_factor`` switch the pending factor to another
+the person may use); otherwise the level
 needed is the strictest MFA policy of the tenants in play (the client's, the
 tenant page's, the ``organization`` asked for, else every membership of the
 person) and the level the authorization asks for (``acr_values``, an

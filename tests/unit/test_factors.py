@@ -218,3 +218,23 @@ def test_an_enrolled_second_factor_is_always_asked(ctx, person, monkeypatch):
     assert signin._next_factor(person, [pwd], 2, []).id == "fake_totp"
     with pytest.raises(signin.PolicyUnmet):
         signin._next_factor(person, [pwd], 3, [])
+
+
+def test_the_trust_browser_option_is_set_by_the_cli(app, ctx, factory):
+    from idp.services.tenants import get_by_slug
+    from idp.services.trusted_browsers import trust_days
+
+    factory.tenant()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["idp", "tenant", "update", "acme",
+                               "--trust-browser-days", "30"]).exit_code == 0
+    db.session.expire_all()
+    assert trust_days([get_by_slug("acme")]) == 30
+    refused = runner.invoke(args=["idp", "tenant", "update", "acme",
+                                  "--trust-browser-days", "400"])
+    assert refused.exit_code != 0
+    assert runner.invoke(args=["idp", "tenant", "update", "acme",
+                               "--trust-browser-days", "0"]).exit_code == 0
+    db.session.expire_all()
+    assert trust_days([get_by_slug("acme")]) == 0
+    assert trust_days([]) == 0  # no tenant in play: off
