@@ -525,3 +525,33 @@ def test_a_forged_or_foreign_trust_cookie_is_ignored(client, driver, rp, alice, 
     client.set_cookie(trusted_browsers.COOKIE_NAME, trusted_browsers.cookie_value(alice.id, mine),
                       domain="localhost")
     _lands(driver, driver.login(_authorize(driver, rp, prompt="login")), rp)
+
+
+def test_bad_inputs_get_clear_errors_not_500s(app, client, driver, alice, required, clock,
+                                              monkeypatch):
+    _sign_in_with_code(driver, client)
+    # Confirming with no setup started: the setup "took too long".
+    early = _post(client, "/account/security/totp/confirm", "/account/security", code="123456")
+    assert early.status_code == 400 and "took too long" in early.text
+    start = _post(client, "/account/security/totp", "/account/security")
+    secret = SECRET_RE.search(start.text).group(1)
+    for junk in ("", "abcdef", "1" * 64, "12345", "<script>"):
+        response = _post(client, "/account/security/totp/confirm", "/account/security",
+                         code=junk)
+        assert response.status_code == 400 and "not correct" in response.text, junk
+    monkeypatch.setitem(app.config, "IDP_TOTP_ENROL_TTL", 60)
+    clock.advance(61)  # the key waited too long for its first code
+    late = _post(client, "/account/security/totp/confirm", "/account/security",
+                 code=now_code(secret))
+    assert late.status_code == 400 and "took too long" in late.text and db.session.scalar(
+        select(func.count(TotpCredential.id))) == 0
+    # A trusted browser that is not this person's, or no number at all.
+    assert _post(client, "/account/security/browsers/999/revoke",
+                 "/account/security").status_code in (303, 404)
+    assert client.post("/account/security/browsers/x/revoke").status_code in (400, 404)
+    # The sign-in's other ways without a sign-in, or a stale one.
+    csrf = csrf_of(client.get("/account/security").text)
+    for path in ("/login/code/choose", "/login/code/no-access",
+                 "/login/code/choose?signin=nope"):
+        response = client.post(path, data={"csrf_token": csrf, "factor": "email_code"})
+        assert response.status_code == 400 and "no longer valid" in response.text, path
