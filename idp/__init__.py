@@ -161,7 +161,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(invitation_views.bp)
     app.register_blueprint(recovery_views.bp)
 
+    from idp.account import security_views
     from idp.account.views import bp as account_bp
+    from idp.flows import second_factor_views
+
+    app.register_blueprint(second_factor_views.bp)
+    app.register_blueprint(security_views.bp)
     from idp.flows import company_signup_views, registration_views
 
     for blueprint in (registration_views.bp, company_signup_views.bp, account_bp):

@@ -253,10 +253,14 @@ def _apply_branding(tenant, logo_path, no_logo, color, support_email, support_ur
 @MFA_OPTION
 @click.option("--disable/--enable", "disable", default=None,
               help="A disabled tenant signs nobody in; its refresh tokens stop working.")
+@click.option("--trust-browser-days", "trust_browser_days", type=click.IntRange(0, 365),
+              default=None, help="Skip the second factor in a trusted browser for N days "
+              "(0: off).")
 @_branding_options
 @with_appcontext
 def tenant_update_command(slug: str, name: str | None, mfa: str | None,
-                          disable: bool | None, **branding_options) -> None:
+                          disable: bool | None, trust_browser_days: int | None,
+                          **branding_options) -> None:
     from idp.factors.assurance import mfa_policy, set_mfa_policy
     from idp.services.memberships import set_active
     from idp.services.tenants import get_by_slug
@@ -270,6 +274,10 @@ def tenant_update_command(slug: str, name: str | None, mfa: str | None,
         tenant.name = name.strip()
     if mfa is not None:
         set_mfa_policy(tenant, mfa)
+    if trust_browser_days is not None:
+        from idp.services.trusted_browsers import set_trust_days
+
+        set_trust_days(tenant, trust_browser_days)
     if disable is not None:
         set_active(tenant, not disable)
     brand = _apply_branding(tenant, **branding_options)

@@ -144,6 +144,15 @@ def load_config() -> dict:
         # Passkeys (services/passkeys.py): seconds a WebAuthn challenge stays good (the
         # browser's timeout too).
         "IDP_WEBAUTHN_TIMEOUT": _env_int("WEBAUTHN_TIMEOUT", 300),
+        # Answers to a typed-code second factor (emailed code, authenticator app, recovery
+        # code) per account in a sliding window (s), whatever the sign-in (factors/attempts.py).
+        "IDP_FACTOR_ACCOUNT_TRIES": _env_int("FACTOR_ACCOUNT_TRIES", 10),
+        "IDP_FACTOR_ACCOUNT_WINDOW": _env_int("FACTOR_ACCOUNT_WINDOW", 900),
+        # "No access to the app": requests to the admins per account in a window (s).
+        "IDP_FACTOR_RESET_LIMIT": _env_int("FACTOR_RESET_LIMIT", 2),
+        "IDP_FACTOR_RESET_WINDOW": _env_int("FACTOR_RESET_WINDOW", 24 * 3600),
+        # Setting up an authenticator app: the key shown waits this long (s) for a first code.
+        "IDP_TOTP_ENROL_TTL": _env_int("TOTP_ENROL_TTL", 900),
         # Requests per trusted proxy hop; 0 means X-Forwarded-* are ignored.
         "IDP_TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         # /metrics answers only `Authorization: Bearer <this>`; unset: 404 (off).

@@ -2,7 +2,7 @@
 
 Adding or removing one needs a recent sign-in with a second factor
 (``recent_strong_login``); otherwise the page asks for the password and then
-the second factor again (a fresh sign-in, ``signin.start_reauth``) and comes
+the second factor again (a fresh sign-in, ``signin.start_reauthentication``) and comes
 back here. Each addition and removal is audited and emailed to the person. The
 registration's challenge waits in the session (``PENDING``) until the browser
 answers; the ceremony itself is the webauthn factor's (factors/webauthn.py).
@@ -91,7 +91,7 @@ def page():
 @bp.route("/confirm", methods=["POST"])
 def confirm():
     """Step-up: the password again, then the second factor, then back to this page."""
-    attempt = signin.start_reauth("account_passkeys.page")
+    attempt = signin.start_reauthentication("account_passkeys.page")
     outcome = signin.submit_password(attempt, g.user.email,
                                      request.form.get("password", "")[:1024],
                                      request.remote_addr)

@@ -34,7 +34,8 @@ LOCALES = LANGUAGE_NAMES
 
 
 @bp.after_request
-def _no_store(response: Response) -> Response:
+def no_store(response: Response) -> Response:
+    """Account pages are personal: never cached (the security page uses it too)."""
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -56,13 +57,15 @@ def recent_login(now: int | None = None) -> bool:
 def recent_strong_login(now: int | None = None) -> bool:
     """Did this session sign in within the step-up window with a second factor (or a
     verified passkey)? What changing or removing a factor needs; a password typed
-    again (``reauth_at``) is not enough."""
+    again (``reauth_at``), or a trusted browser, is not enough."""
     from idp.factors import assurance
     from idp.services.sessions import completed_factors
 
     now = now or int(time.time())
     fresh = now - int(session.get("auth_time") or 0) <= current_app.config["IDP_STEP_UP_MAX_AGE"]
-    return fresh and assurance.level_of(completed_factors(session)) >= 2
+    # A trusted browser's remembered factors are not a fresh proof.
+    proved = [r for r in completed_factors(session) if not r.get("trusted_browser")]
+    return fresh and assurance.level_of(proved) >= 2
 
 
 @bp.route("", methods=["GET"])

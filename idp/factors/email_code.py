@@ -4,7 +4,8 @@ Six digits from ``secrets`` (a CSPRNG), valid IDP_LOGIN_CODE_TTL (10 minutes),
 single use. Only an HMAC of the code is kept, in the factor's state inside this
 sign-in's flow record, keyed with the secret key and the sign-in's id: a code
 is good for the sign-in it was sent for and no other. A resend replaces the
-code; IDP_LOGIN_CODE_TRIES (5) wrong tries end the sign-in (``restart``).
+code; IDP_LOGIN_CODE_TRIES (5) wrong tries end the sign-in (``restart``), and answers
+are capped per account too (factors/attempts.py, shared with TOTP and recovery codes).
 Sends wait IDP_LOGIN_CODE_COOLDOWN seconds between two, and are limited per
 account and per IP in a sliding window (services/throttle.py). The email goes
 through the outbox in the person's language, English and French when unknown.
@@ -20,6 +21,7 @@ from typing import Any
 
 from flask import current_app
 
+from idp.factors.attempts import account_retry_after, wrong_try
 from idp.factors.base import (
     Accepted,
     Attempt,
@@ -101,15 +103,13 @@ class EmailCodeFactor:
             return Rejected("no_code", user_id=user.id)
         if int(state.get("expires_at") or 0) <= int(time.time()):
             return Rejected("expired", user_id=user.id)
+        if account_retry_after(user.id):
+            return Rejected("attempts_capped", user_id=user.id)
         code = _normalize(submitted["code"])
         if hmac.compare_digest(_digest(attempt.binding, code), state["digest"]):
             state.clear()  # single use
             return Accepted(user.id, self.amr)
-        state["tries"] = int(state.get("tries") or 0) + 1
-        if state["tries"] >= current_app.config["IDP_LOGIN_CODE_TRIES"]:
-            state.clear()
-            return Rejected("too_many_tries", user_id=user.id, restart=True)
-        return Rejected("wrong", user_id=user.id)
+        return wrong_try(state, user.id)
 
     def enrol_start(self, user: Any, state: dict) -> dict:
         raise NotEnrollable("the emailed code uses the verified address")

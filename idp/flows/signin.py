@@ -2,14 +2,19 @@
 
     IDENTIFY ──► SELECT_TENANT ──► SECOND_FACTOR ──► DONE ──► services/sessions.sign_in
     (password,    (which company:   (emailed code,    (the one place the session
-     or a passkey  flows/tenant_     passkey, resend)  becomes signed in)
-     passwordless) pick.py)              │    ▲
+     or a passkey  flows/tenant_     TOTP, recovery    becomes signed in)
+     passwordless) pick.py)          code, passkey;
+       │                             resend, choose
+       │                             another)
+       │                                 │    ▲
        │                                 ▼    │
        │                               ENROL ─┴───► DONE  (phishing-resistant policy, no
        │                                                   passkey yet: register one, then
        │                                                   signed in)
        ├──────────────────────────► SECOND_FACTOR     (one company, or none to pick)
-       └─────────────────────────────────────────────► DONE (policy met by the first factor)
+       └─────────────────────────────────────────────► DONE (policy met by the first factor,
+                                                            or by a trusted browser's
+                                                            remembered factors)
 
 The flow record (type ``signin``, in the server-side session) holds the pending
 user, the completed factors (``{"id", "amr", "at"}``), the factor waiting for an
@@ -25,7 +30,9 @@ fixes it); the pick is the authorization's tenant once the sign-in is done.
 The pending person picks without being signed in (the picker page checks the
 flow, not a session).
 
-Which second factor: an enrolled one is always asked; otherwise the level
+Which second factor: an enrolled one is always asked (a ``fallback``, recovery
+codes, only offered: ``alternatives`` / ``choose_factor`` switch the pending factor
+to another the person may use); otherwise the level
 needed is the MFA policy of the tenant in play (the one picked, the client's,
 the tenant page's; a sign-in outside any authorization: the strictest of every
 membership of the person) and the level the authorization asks for
@@ -52,7 +59,7 @@ from idp.flows import tenant_pick
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
 from idp.flows.authorization import requested_level
 from idp.models import Tenant, User
-from idp.services import audit, memberships
+from idp.services import audit, memberships, trusted_browsers
 from idp.services.accounts import memberships_for_client
 from idp.services.sessions import sign_in
 
@@ -125,6 +132,17 @@ def start(authorization: flows.Flow | None, tenant_id: int | None,
     return flow
 
 
+def start_reauthentication(return_to: str) -> flows.Flow:
+    """A fresh sign-in with a second factor before a signed-in person changes their
+    factors (the account's security page); ``return_to``: the endpoint to go back to.
+    The password is typed again, then a second factor, and ``complete`` signs the
+    session in anew (a new ``auth_time``)."""
+    flow = start(None, None)
+    flow.params.update(level=assurance.LEVELS[assurance.ACR_MFA], return_to=return_to)
+    flows.save(flow)
+    return flow
+
+
 def pending(authorization_id: str | None) -> flows.Flow | None:
     """The sign-in of this authorization (any, without one) waiting for a second factor."""
     found = []
@@ -177,29 +195,78 @@ def _attempt(flow: flows.Flow, tenants: list[Tenant], ip: str | None) -> Attempt
     return Attempt(ip=ip, binding=flow.id, tenant=tenants[0] if len(tenants) == 1 else None)
 
 
+def _second_factors(done: list[dict], tenants: list[Tenant]) -> list[Factor]:
+    """The second factors not done yet that the tenant allows, in the registry's order."""
+    done_ids = {record["id"] for record in done}
+    tenant = tenants[0] if len(tenants) == 1 else None
+    return [f for f in FACTORS.values()
+            if f.second and f.id not in done_ids and f.is_available(tenant)]
+
+
+def _enrolled(user: User, factors: list[Factor]) -> list[Factor]:
+    """The ones the person set up, a ``fallback`` (recovery codes) after the others."""
+    return sorted((f for f in factors if f.is_enrolled(user)),
+                  key=lambda f: bool(getattr(f, "fallback", False)))
+
+
 def _next_factor(user: User, done: list[dict], needed: int, tenants: list[Tenant]) -> Factor | None:
     level = assurance.level_of(done)
     if level >= max(needed, 2):
         return None  # two factors (or a verified passkey) already: nothing more to ask
-    done_ids = {record["id"] for record in done}
-    tenant = tenants[0] if len(tenants) == 1 else None
-    seconds = [f for f in FACTORS.values()
-               if f.second and f.id not in done_ids and f.is_available(tenant)]
-    enrolled = [f for f in seconds if f.is_enrolled(user)]
+    seconds = _second_factors(done, tenants)
+    enrolled = _enrolled(user, seconds)
     if needed >= assurance.PHISHING_RESISTANT_LEVEL:  # a passkey first, when there is one
         enrolled.sort(key=lambda f: f.id not in assurance.PHISHING_RESISTANT_FACTORS)
-    if enrolled:
-        return enrolled[0]
+    if enrolled and not any(get_factor(r["id"]).second for r in done if r["id"] in FACTORS):
+        return enrolled[0]  # an enrolled factor is always asked, once a second factor
     if level >= needed:
         return None
     if needed >= assurance.PHISHING_RESISTANT_LEVEL and level >= 2:
         strong = [f for f in seconds if f.id in assurance.PHISHING_RESISTANT_FACTORS]
         if not strong:
             raise PolicyUnmet("phishing-resistant")
+        mine = [f for f in strong if f.is_enrolled(user)]
+        if mine:  # another second factor was done first (chosen instead): now the passkey
+            return mine[0]
         raise EnrolmentNeeded(strong[0].id)
     if not seconds:
         raise PolicyUnmet("no_second_factor")
-    return seconds[0]
+    return enrolled[0] if enrolled else seconds[0]
+
+
+def alternatives(flow: flows.Flow) -> list[str]:
+    """The other second factors this person may use instead of the pending one: those
+    they set up, and the default that needs none (the first in the registry, the emailed
+    code). The same rule as ``_next_factor``; a passkey joins by being enrolled."""
+    user = _user(flow)
+    if user is None or flow.state != State.SECOND_FACTOR.value:
+        return []
+    seconds = _second_factors(flow.data.get("done") or [], _policy_tenants(flow, user))
+    usable = [f for f in seconds if f is seconds[0] or f.is_enrolled(user)]
+    return [f.id for f in usable if f.id != flow.data.get("factor")]
+
+
+def choose_factor(flow: flows.Flow, factor_id: str, ip: str | None) -> Outcome:
+    """Switch the pending second factor ("send the code by email instead", "use a recovery
+    code"): only to one of ``alternatives``; its ``begin`` runs (the email is sent)."""
+    step = _pending_step(flow, ip)
+    if step is None:
+        return Outcome(None, "restart")
+    _factor, user, _state, attempt = step
+    if factor_id not in alternatives(flow):
+        return Outcome(State.SECOND_FACTOR, "not_offered")
+    factor = get_factor(factor_id)
+    flow.data["factor"] = factor.id
+    outcome = Outcome(State.SECOND_FACTOR)
+    try:
+        flow.data["page"] = factor.begin(user, _factor_state(flow, factor), attempt)
+    except FactorUnavailable as unavailable:
+        flow.data["page"] = {}
+        outcome = Outcome(State.SECOND_FACTOR, unavailable.reason, unavailable.retry_after)
+    audit.record("login_factor_chosen", user_id=user.id, ip=ip, factor=factor.id)
+    db.session.commit()
+    flows.save(flow)
+    return outcome
 
 
 def _user(flow: flows.Flow) -> User | None:
@@ -296,7 +363,7 @@ def _accept(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | None) 
 
 
 def submit_password(flow: flows.Flow, email: str | None, password: str | None,
-                    ip: str | None) -> Outcome:
+                    ip: str | None, trusted_cookie: str | None = None) -> Outcome:
     """The first factor: email address and password (same answer for every failure)."""
     if flow.state != State.IDENTIFY.value:
         raise flows.FlowError("not identifying")
@@ -314,14 +381,18 @@ def submit_password(flow: flows.Flow, email: str | None, password: str | None,
                      factor=factor.id)
         db.session.commit()
         return Outcome(State.IDENTIFY, "invalid")
-    return _identified(flow, factor, result, ip)
+    return _identified(flow, factor, result, ip, trusted_cookie)
 
 
-def _identified(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | None) -> Outcome:
-    """A factor that identifies named the person: their first factor; what comes next."""
+def _identified(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | None,
+                trusted_cookie: str | None = None) -> Outcome:
+    """A factor that identifies named the person: their first factor; what comes next (a
+    trusted browser's cookie brings back the second factors it remembers)."""
     flow.data["user_id"] = result.user_id
     flow.data["done"] = []
     _accept(flow, factor, result, ip)
+    if trusted_cookie and _user(flow) is not None:
+        _remembered_by_browser(flow, _user(flow), trusted_cookie, ip)
     db.session.commit()
     return advance(flow, _user(flow), ip)
 
@@ -398,12 +469,38 @@ def submit_enrolment(flow: flows.Flow, credential: str | None, name: str | None,
     return Outcome(State.ENROL, reason)
 
 
-def start_reauth(return_to: str) -> flows.Flow:
-    """A fresh sign-in an account page asks for before a factor changes: the password and
-    a second factor again (level 2), then back to ``return_to`` (an endpoint name)."""
-    return flows.start(FLOW_TYPE, State.IDENTIFY,
-                       {"authorization": None, "tenant_id": None, "organization": None,
-                        "level": assurance.LEVELS[assurance.ACR_MFA], "return_to": return_to})
+def _remembered_by_browser(flow: flows.Flow, user: User, cookie: str, ip: str | None) -> None:
+    """A trusted browser (services/trusted_browsers.py): the second factors of the sign-in
+    that trusted it count again, with their own time; the plan asks what they lack."""
+    days = trusted_browsers.trust_days(_policy_tenants(flow, user))
+    token = trusted_browsers.token_from_cookie(cookie, user.id)
+    records = trusted_browsers.remembered(user.id, token, days)
+    if records:
+        flow.data["done"].extend(records)
+        audit.record("login_trusted_browser", user_id=user.id, ip=ip)
+
+
+def trust_days(flow: flows.Flow) -> int:
+    """Days this sign-in's browser may be trusted for (0: the tenants do not allow it)."""
+    user = _user(flow)
+    return trusted_browsers.trust_days(_policy_tenants(flow, user)) if user else 0
+
+
+def trust_browser(flow: flows.Flow, label: str | None) -> tuple[str, int] | None:
+    """A DONE sign-in's browser becomes trusted: the cookie value and its days."""
+    user = _user(flow)
+    days = trust_days(flow)
+    if user is None or days <= 0 or flow.state != State.DONE.value:
+        return None
+    seconds = [r for r in flow.data.get("done") or []
+               if r.get("id") in FACTORS and get_factor(r["id"]).second
+               and not r.get("trusted_browser")]
+    if not seconds:
+        return None
+    token = trusted_browsers.trust(user.id, seconds, days, label)
+    audit.record("browser_trusted", user_id=user.id, days=days)
+    db.session.commit()
+    return trusted_browsers.cookie_value(user.id, token), days
 
 
 def _factor_state(flow: flows.Flow, factor: Factor) -> dict:
@@ -448,6 +545,24 @@ def submit_answer(flow: flows.Flow, submitted: dict, ip: str | None) -> Outcome:
         return Outcome(None, "restart")
     flows.save(flow)
     return Outcome(State.SECOND_FACTOR, reason)
+
+
+def request_factor_reset(flow: flows.Flow, ip: str | None) -> Outcome:
+    """"No access to the app": the pending person asks their tenants' admins for a reset
+    (services/factor_reset.py); the sign-in waits on, for another factor."""
+    from idp.services import factor_reset
+
+    step = _pending_step(flow, ip)
+    if step is None:
+        return Outcome(None, "restart")
+    _factor, user, _state, _attempt = step
+    try:
+        factor_reset.request_reset(user, _policy_tenants(flow, user), ip=ip)
+    except factor_reset.Throttled as throttled:
+        db.session.rollback()
+        return Outcome(State.SECOND_FACTOR, "reset_throttled", throttled.retry_after)
+    db.session.commit()
+    return Outcome(State.SECOND_FACTOR, page={"reset_requested": True})
 
 
 def resend(flow: flows.Flow, ip: str | None) -> Outcome:

@@ -35,6 +35,7 @@ from idp.oauth.authorize import deliver_error, error_page
 from idp.oauth.claims import SCOPE_CLAIMS
 from idp.oauth.logout import finish_logout
 from idp.oauth.server import authorization_server
+from idp.services import trusted_browsers
 from idp.services.logout import end_session
 from idp.services.memberships import served_memberships
 from idp.services.sessions import completed_factors
@@ -57,7 +58,21 @@ CODE_ERRORS = {
     "cooldown": lambda: _("A code was just sent. Wait a little before asking for another."),
     "throttled": lambda: _("Too many codes were sent. Please try again later."),
     "no_address": lambda: _("This account has no verified email address to send a code to."),
+    "replayed": lambda: _("This code was already used. Wait for the next code in your app."),
+    "attempts_capped": lambda: _("Too many attempts for this account. Please try again later, "
+                                 "or use another way to sign in."),
+    "not_enrolled": lambda: _("This way of signing in is not set up. Choose another one."),
+    "not_offered": lambda: _("This way of signing in is not available. Choose another one."),
+    "totp:wrong": lambda: _("This code is not correct. Type the code your authenticator app "
+                            "shows now."),
+    "recovery_code:wrong": lambda: _("This recovery code is not correct, or it was already "
+                                     "used."),
+    "reset_throttled": lambda: _("You already asked for a reset. An administrator will get "
+                                 "back to you."),
 }
+# The page of each pending second factor (the emailed code's by default).
+FACTOR_PAGES = {"totp": "flows/login_second_factor.html",
+                "recovery_code": "flows/login_second_factor.html"}
 
 
 def _authorization_flow(required: bool = True):
@@ -105,9 +120,13 @@ def _login_page(flow, client, email: str = "", error: str | None = None, status:
         error=LOGIN_ERRORS[error]() if error else None), status
 
 
+# Where a sign-in that belongs to no authorization may return (start_reauthentication).
+RETURN_TO = ("security.page", "account_passkeys.page")
+
+
 def _signed_in(attempt):
     authorization = signin.complete(attempt, request.remote_addr)
-    if attempt.params.get("return_to") in REAUTH_RETURNS:  # an account page's step-up
+    if authorization is None and attempt.params.get("return_to") in RETURN_TO:
         return redirect(url_for(attempt.params["return_to"]), code=303)
     return _continue(authorization)
 
@@ -144,7 +163,8 @@ def login():
     email = request.form.get("email", "")
     attempt = signin.start(flow, _tenant_id(client))
     outcome = signin.submit_password(attempt, email, request.form.get("password"),
-                                     request.remote_addr)
+                                     request.remote_addr,
+                                     request.cookies.get(trusted_browsers.COOKIE_NAME))
     if outcome.state is signin.State.IDENTIFY:
         flows.finish(attempt)
         return _login_page(flow, client, email, outcome.error, 400)
@@ -172,12 +192,22 @@ def _code_page(attempt, error: str | None = None, status: int = 200, resent: boo
     tenant = db.session.get(Tenant, attempt.params["tenant_id"]) \
         if attempt.params.get("tenant_id") else None
     return render_template(
-        "flows/login_code.html", attempt=attempt, flow=authorization, client=client,
+        FACTOR_PAGES.get(attempt.data.get("factor"), "flows/login_code.html"),
+        alternatives=signin.alternatives(attempt), factor_id=attempt.data.get("factor"),
+        attempt=attempt, flow=authorization, client=client,
         sent_to=(attempt.data.get("page") or {}).get("sent_to"),
-        cooldown=signin.cooldown(attempt), resent=resent,
+        cooldown=signin.cooldown(attempt), resent=resent, trust_days=signin.trust_days(attempt),
         expires_minutes=max(1, current_app.config["IDP_LOGIN_CODE_TTL"] // 60),
         support_email=branding(tenant)["support_email"],
-        error=CODE_ERRORS.get(error, CODE_ERRORS["wrong"])() if error else None), status
+        error=_code_error(attempt.data.get("factor"), error)), status
+
+
+def _code_error(factor_id: str | None, error: str | None) -> str | None:
+    if not error:
+        return None
+    message = CODE_ERRORS.get(f"{factor_id}:{error}") or CODE_ERRORS.get(error) \
+        or CODE_ERRORS["wrong"]
+    return message()
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -191,8 +221,17 @@ def login_code():
     outcome = signin.submit_code(attempt, request.form.get("code"), request.remote_addr)
     if outcome.state is signin.State.SECOND_FACTOR:
         return _code_page(attempt, outcome.error, 400)
+    trusted = signin.trust_browser(attempt, request.user_agent.string) \
+        if outcome.state is signin.State.DONE and request.form.get("trust_browser") else None
     authorization = _authorization_of(attempt)
-    return _after_step(attempt, outcome, authorization, _client_of(authorization))
+    response = make_response(_after_step(attempt, outcome, authorization,
+                                         _client_of(authorization)))
+    if trusted:
+        value, days = trusted
+        response.set_cookie(trusted_browsers.COOKIE_NAME, value, max_age=days * 86400,
+                            path="/", secure=current_app.config["IDP_HTTPS"], httponly=True,
+                            samesite="Lax")
+    return response
 
 
 @bp.route("/login/code/resend", methods=["POST"])
@@ -318,7 +357,6 @@ def logout():
 
 # --- passkeys (factors/webauthn.py): passwordless, second factor, registration at ENROL ---
 
-REAUTH_RETURNS = frozenset({"account_passkeys.page"})  # account pages that may ask for a step-up
 PASSKEY_ERRORS = {
     "invalid": lambda: _("This passkey could not be checked. Try again."),
     "unknown": lambda: _("This passkey is not registered to your account."),

@@ -29,6 +29,10 @@ LIMITS: dict[str, tuple[str, str, str]] = {
     "flows.login_passkey_enrol": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     # Challenges (the login page asks for one as it loads, for the browser's autofill).
     "flows.login_passkey_options": ("passkey", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "second_factor.choose": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "second_factor.no_access": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "security.confirm": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
+    "security.totp_confirm": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "registration.tenant_login": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "account.change_email": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),
     "account_passkeys.confirm": ("login", "IDP_LOGIN_IP_LIMIT", "IDP_LOGIN_IP_WINDOW"),

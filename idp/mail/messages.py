@@ -56,6 +56,15 @@ class Kind:
     bilingual: bool = False
 
 
+# factor_changed: one subject per change (services/factor_notices.py lists them).
+FACTOR_CHANGE_SUBJECTS: dict[str, Callable[[], str]] = {
+    "totp_added": lambda: _("An authenticator app was added to your account"),
+    "totp_removed": lambda: _("An authenticator app was removed from your account"),
+    "recovery_codes_issued": lambda: _("New recovery codes for your account"),
+    "recovery_code_used": lambda: _("A recovery code was used to sign in"),
+    "factors_reset": lambda: _("Your two-step verification was reset"),
+}
+
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("welcome", lambda c: _("Welcome to %(brand)s", brand=c["brand"]),
          required=("link", "expires_hours"), links=("link",), bilingual=True),
@@ -81,6 +90,10 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          required=("passkey_name", "when")),
     Kind("passkey_removed", lambda c: _("A passkey was removed from your account"),
          required=("passkey_name", "when")),
+    Kind("factor_changed", lambda c: FACTOR_CHANGE_SUBJECTS[c["change"]](),
+         required=("change", "when"), links=("security_link", "reset_link")),
+    Kind("factor_reset_request", lambda c: _("A person cannot use their authenticator app"),
+         required=("person_email", "when")),
     Kind("test", lambda c: _("Test message from %(brand)s", brand=c["brand"])),
 )}
 
@@ -184,6 +197,8 @@ def _context(kind: Kind, to: str, tenant, context: dict) -> dict:
             ctx[key] = int(ctx[key])
     if "code" in ctx:
         ctx["code"] = clean_text(ctx["code"], 32)
+    if kind.name == "factor_changed" and ctx["change"] not in FACTOR_CHANGE_SUBJECTS:
+        raise MailError(f"factor_changed: unknown change {ctx['change']!r}")
     if "new_email" in ctx:
         ctx["new_email"] = mask_email(str(ctx["new_email"]))
     if "when" in kind.required:  # password_changed, passkey_added, passkey_removed

@@ -4,6 +4,7 @@ from idp.models.accounts import AccountToken, Membership, User
 from idp.models.audit import AuditEvent
 from idp.models.branding import TenantLogo
 from idp.models.deferred import DeferredTask
+from idp.models.factors import FactorResetRequest, RecoveryCode, TotpCredential, TrustedBrowser
 from idp.models.mail import OutboxMessage
 from idp.models.oauth import (
     Client,
@@ -29,10 +30,12 @@ __all__ = [
     "ClientTenant",
     "Consent",
     "DeferredTask",
+    "FactorResetRequest",
     "Grant",
     "Membership",
     "OutboxMessage",
     "RateLimitCounter",
+    "RecoveryCode",
     "RevokedJti",
     "Tenant",
     "TenantLogo",
@@ -41,6 +44,8 @@ __all__ = [
     "TermsRequirement",
     "TermsVersion",
     "Token",
+    "TotpCredential",
+    "TrustedBrowser",
     "User",
     "WebAuthnCredential",
 ]

@@ -140,7 +140,8 @@ def set_password(user: User, password: str, policy: PasswordPolicy | None = None
 
 
 def finish_password_change(user: User, event: str, *, ip: str | None = None) -> None:
-    """Everything that follows a new password: sessions and tokens die, audit, notice.
+    """Everything that follows a new password: sessions, tokens and trusted browsers die,
+    audit, notice.
 
     Adds to the session; the caller commits. Used by the reset, the invitation
     and the registration journeys.
@@ -148,10 +149,12 @@ def finish_password_change(user: User, event: str, *, ip: str | None = None) -> 
     from idp.mail import enqueue_message
     from idp.services.sessions import revoke_user_sessions
     from idp.services.tokens import revoke_user_tokens
+    from idp.services.trusted_browsers import revoke_all as revoke_trusted_browsers
 
     unlock(user)
     revoke_user_sessions(user.id)
     revoke_user_tokens(user.id)
+    revoke_trusted_browsers(user.id)
     tenant = next(iter(tenants_of(user)), None)
     audit.record(event, tenant_id=tenant.id if tenant else None, user_id=user.id, ip=ip)
     enqueue_message("password_changed", user.email, locale=user.locale, tenant=tenant,

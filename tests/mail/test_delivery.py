@@ -134,7 +134,9 @@ def test_every_kind_renders_in_both_languages(app, ctx):
                "reset_link": LINK, "login_link": "https://localhost/login",
                "locked_until": 1_700_000_900,
                "new_email": "john.new@example.com", "code": "482913",
-               "passkey_name": "Work laptop"}
+               "passkey_name": "Work laptop",
+               "change": "totp_added", "person_email": "bob@example.com",
+               "security_link": "https://localhost/account/security"}
     for kind in KINDS:
         en = render_message(kind, to="a@example.com", locale="en", **context)
         fr = render_message(kind, to="a@example.com", locale="fr", **context)

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from idp.extensions import db
-from idp.factors import assurance
+from idp.factors import assurance, totp
 from idp.factors.base import (
     Accepted,
     Attempt,
@@ -27,6 +27,7 @@ from tests.webauthn_soft import for_app
 # RFC 8176's registry (the values a factor may contribute).
 AMR_VALUES = {"face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pop",
               "pwd", "rba", "retina", "sc", "sms", "swk", "tel", "user", "vbm", "wia"}
+
 
 def _passkey(user):
     """The person's software passkey, registered through the factor's own enrolment."""
@@ -45,22 +46,56 @@ def _passkey_answer(user, page, **wrong):
     return {"credential": _passkey(user).get(page["options"], **wrong)}
 
 
-# What each factor takes as (right, wrong) answers, given the person and begin()'s page.
+def _setup_totp(user) -> dict:
+    factor, state = get_factor("totp"), {}
+    secret = factor.enrol_start(user, state)["secret"]
+    assert isinstance(factor.enrol_confirm(
+        user, {"code": totp.code_at(secret, totp.current_step() - 1)}, state), Accepted)
+    db.session.commit()
+    return {"secret": secret}
+
+
+def _setup_recovery_codes(user) -> dict:
+    from idp.services import recovery_codes
+
+    codes = recovery_codes.issue(user)
+    db.session.commit()
+    return {"codes": codes}
+
+
+# What a factor needs set up before begin() (returns what its answers read).
+SETUP = {"totp": _setup_totp, "recovery_code": _setup_recovery_codes}
+
+# What each factor takes as (right, wrong) answers, given the person, begin()'s page and
+# what SETUP returned.
 ANSWERS = {
-    "password": (lambda user, page: {"email": user.email, "password": PASSWORD},
-                 lambda user, page: {"email": user.email, "password": PASSWORD + "x"}),
-    "email_code": (lambda user, page: {"code": login_code(user.email)},
-                   lambda user, page: {
+    "password": (lambda user, page, s: {"email": user.email, "password": PASSWORD},
+                 lambda user, page, s: {"email": user.email, "password": PASSWORD + "x"}),
+    "email_code": (lambda user, page, s: {"code": login_code(user.email)},
+                   lambda user, page, s: {
                        "code": f"{(int(login_code(user.email)) + 1) % 10**6:06d}"}),
-    "webauthn": (lambda user, page: _passkey_answer(user, page),
-                 lambda user, page: _passkey_answer(user, page, origin="https://evil.example")),
+    "webauthn": (lambda user, page, s: _passkey_answer(user, page),
+                 lambda user, page, s: _passkey_answer(user, page,
+                                                       origin="https://evil.example")),
+    "totp": (lambda user, page, s: {"code": totp.code_at(s["secret"], totp.current_step())},
+             lambda user, page, s: {
+                 "code": totp.code_at(s["secret"], totp.current_step() + 5)}),
+    "recovery_code": (lambda user, page, s: {"code": s["codes"][0]},
+                      lambda user, page, s: {"code": "2345-6789-abcd"}),
 }
 # How each enrollable factor is set up (confirmed), given the person and enrol_start's page.
 ENROLMENTS = {
     "password": lambda user, page, state: {"password": "An0ther-Good-Passphrase"},
     "webauthn": lambda user, page, state: {
         "credential": for_app(__import__("flask").current_app).create(page["options"])},
+    "totp": lambda user, page, state: {"code": totp.code_at(page["secret"],
+                                                            totp.current_step())},
+    "recovery_code": lambda user, page, state: {},
 }
+
+# Answers good for the sign-in that asked them only (a challenge or code in its state);
+# the others (TOTP, a recovery code) are single use instead.
+BOUND_TO_SIGN_IN = {"email_code", "webauthn"}
 
 
 @pytest.fixture(params=sorted(FACTORS))
@@ -73,12 +108,19 @@ def person(factory):
     return factory.user()
 
 
+@pytest.fixture
+def enrolled(ctx, factor, person) -> dict:
+    """The person with ``factor`` set up; what the answers need."""
+    return SETUP[factor.id](person) if factor.id in SETUP else {}
+
+
 def _attempt() -> Attempt:
     return Attempt(ip="192.0.2.1", binding="sign-in-1")
 
 
 def test_every_factor_is_tested_and_shaped_right(factor):
     assert factor.id in ANSWERS, f"add {factor.id}'s answers to ANSWERS"
+    assert factor.id in ENROLMENTS or factor.id == "email_code", f"add {factor.id} to ENROLMENTS"
     assert isinstance(factor, Factor)
     assert FACTORS[factor.id] is factor
     assert factor.amr and set(factor.amr) <= AMR_VALUES and "mfa" not in factor.amr
@@ -89,7 +131,7 @@ def test_a_submission_for_another_factor_is_not_mine(ctx, factor, person):
     assert isinstance(factor.verify(person, {"other": "x"}, {}, _attempt()), NotMine)
 
 
-def test_begin_then_the_right_answer_is_accepted(ctx, factor, person):
+def test_begin_then_the_right_answer_is_accepted(ctx, factor, person, enrolled):
     state: dict = {}
     page = factor.begin(person, state, _attempt())
     db.session.commit()
@@ -98,49 +140,53 @@ def test_begin_then_the_right_answer_is_accepted(ctx, factor, person):
     json.dumps(page)
     right, _wrong = ANSWERS[factor.id]
     user = None if factor.identifies else person
-    result = factor.verify(user, right(person, page), state, _attempt())
+    result = factor.verify(user, right(person, page, enrolled), state, _attempt())
     assert isinstance(result, Accepted) and result.user_id == person.id
     assert factor.amr[0] in result.amr or factor.id == "webauthn" and "swk" in result.amr
     assert set(result.amr) <= AMR_VALUES and "mfa" not in result.amr
     json.dumps(state)
 
 
-def test_a_wrong_answer_is_rejected_with_a_reason(ctx, factor, person):
+def test_a_wrong_answer_is_rejected_with_a_reason(ctx, factor, person, enrolled):
     state: dict = {}
     page = factor.begin(person, state, _attempt())
     db.session.commit()
     _right, wrong = ANSWERS[factor.id]
-    result = factor.verify(None if factor.identifies else person, wrong(person, page), state,
+    result = factor.verify(None if factor.identifies else person, wrong(person, page, enrolled), state,
                            _attempt())
     assert isinstance(result, Rejected) and result.reason and result.user_id == person.id
 
 
-def test_an_answer_is_good_for_its_own_sign_in_only(ctx, factor, person):
-    """State from one sign-in (binding) does not accept an answer in another."""
+def test_an_answer_is_good_for_its_own_sign_in_only(ctx, factor, person, enrolled):
+    """State from one sign-in (binding) does not accept an answer in another; a factor
+    with no binding (TOTP, a recovery code) accepts an answer once, in one sign-in."""
     state: dict = {}
     page = factor.begin(person, state, _attempt())
     db.session.commit()
-    kept = bool(state)
     right, _wrong = ANSWERS[factor.id]
     other = Attempt(ip="192.0.2.1", binding="sign-in-2")
-    result = factor.verify(None if factor.identifies else person, right(person, page), state,
-                           other)
-    if not kept:  # nothing to bind: the password is the password
-        assert isinstance(result, Accepted)
+    user = None if factor.identifies else person
+    answer = right(person, page, enrolled)
+    if factor.id in BOUND_TO_SIGN_IN:
+        assert isinstance(factor.verify(user, answer, state, other), Rejected)
+    elif factor.id not in SETUP:  # nothing to bind: the password is the password
+        assert isinstance(factor.verify(user, answer, state, other), Accepted)
     else:
-        assert isinstance(result, Rejected)
+        assert isinstance(factor.verify(user, answer, state, _attempt()), Accepted)
+        db.session.commit()
+        assert isinstance(factor.verify(user, answer, {}, other), Rejected)
 
 
-def test_an_answer_is_good_once(ctx, factor, person):
+def test_an_answer_is_good_once(ctx, factor, person, enrolled):
     """A challenge or code that was accepted is spent: the same answer again is refused."""
     state: dict = {}
     page = factor.begin(person, state, _attempt())
     db.session.commit()
-    if not state:
+    if not state and factor.id not in SETUP:
         return  # nothing is kept between two requests (the password)
     right, _wrong = ANSWERS[factor.id]
     user = None if factor.identifies else person
-    answer = right(person, page)
+    answer = right(person, page, enrolled)
     assert isinstance(factor.verify(user, answer, state, _attempt()), Accepted)
     db.session.commit()
     assert isinstance(factor.verify(user, answer, state, _attempt()), Rejected)
@@ -239,3 +285,23 @@ def test_a_verified_passkey_counts_as_two_and_is_phishing_resistant():
     assert assurance.acr_of([pwd, present]) == "urn:idp:loa:3"
     assert assurance.acr_of([pwd, otp]) == "urn:idp:loa:2"  # phishable: not level 3
     assert "urn:idp:loa:3" in assurance.ACR_VALUES
+
+
+def test_the_trust_browser_option_is_set_by_the_cli(app, ctx, factory):
+    from idp.services.tenants import get_by_slug
+    from idp.services.trusted_browsers import trust_days
+
+    factory.tenant()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["idp", "tenant", "update", "acme",
+                               "--trust-browser-days", "30"]).exit_code == 0
+    db.session.expire_all()
+    assert trust_days([get_by_slug("acme")]) == 30
+    refused = runner.invoke(args=["idp", "tenant", "update", "acme",
+                                  "--trust-browser-days", "400"])
+    assert refused.exit_code != 0
+    assert runner.invoke(args=["idp", "tenant", "update", "acme",
+                               "--trust-browser-days", "0"]).exit_code == 0
+    db.session.expire_all()
+    assert trust_days([get_by_slug("acme")]) == 0
+    assert trust_days([]) == 0  # no tenant in play: off
