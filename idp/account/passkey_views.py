@@ -24,6 +24,7 @@ from flask import (
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 
+from idp.account.security_views import codes_page
 from idp.account.views import recent_strong_login
 from idp.extensions import db
 from idp.factors.base import Accepted, Rejected
@@ -31,7 +32,7 @@ from idp.factors.registry import get_factor
 from idp.flows import base as flows
 from idp.flows import signin
 from idp.flows.signin_views import passkey_error
-from idp.services import passkeys
+from idp.services import passkeys, recovery_codes
 
 bp = Blueprint("account_passkeys", __name__, url_prefix="/account/passkeys")
 PENDING = "passkey_registration"
@@ -120,7 +121,12 @@ def add():
     result = get_factor("webauthn").enrol_confirm(
         g.user, {"credential": request.form.get("credential", "")[:16384],
                  "name": request.form.get("name"), "ip": request.remote_addr}, state)
+    # The first strong factor brings the recovery codes, shown once (as with the app).
+    codes = recovery_codes.issue_if_first_strong_factor(g.user) \
+        if isinstance(result, Accepted) else None
     db.session.commit()  # the passkey and its email, or the refusal's audit entry
+    if codes:
+        return codes_page(codes, back=url_for("account_passkeys.page", saved="added"))
     if isinstance(result, Accepted):
         return _done("added")
     return _page(result.reason if isinstance(result, Rejected) else "invalid", 400)
@@ -145,5 +151,6 @@ def remove(passkey_id: int):
     except passkeys.PasskeyError as refused:
         return _page(refused.reason, 404)
     passkeys.notify(g.user, "passkey_removed", name)
+    recovery_codes.drop_if_no_strong_factor(g.user)  # their backup goes with the last one
     db.session.commit()
     return _done("removed")

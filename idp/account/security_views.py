@@ -109,9 +109,12 @@ def confirm():
     return _page("password", 400)
 
 
-def _codes_page(codes: list[str]):
+def codes_page(codes: list[str], back: str | None = None):
+    """The recovery codes, shown once, with their download (also after a first passkey);
+    ``back``: where "I saved my codes" leads (the security page by default)."""
     text = "\n".join([_("Recovery codes for %(email)s", email=g.user.email), "", *codes, ""])
-    return render_template("account/security_codes.html", codes=codes, download=text)
+    return render_template("account/security_codes.html", codes=codes, download=text,
+                           back=back or url_for("security.page"))
 
 
 @bp.route("/totp", methods=["POST"])
@@ -143,7 +146,7 @@ def totp_confirm():
     db.session.commit()
     session.pop(ENROLMENT_KEY, None)
     if codes:
-        return _codes_page(codes)
+        return codes_page(codes)
     return redirect(url_for("security.page", saved="totp_added"), code=303)
 
 
@@ -168,7 +171,7 @@ def recovery_codes():
     except factor_settings.FactorChangeError as failure:
         return _page(failure.reason, 400)
     db.session.commit()
-    return _codes_page(codes)
+    return codes_page(codes)
 
 
 @bp.route("/browsers/<int:browser_id>/revoke", methods=["POST"])

@@ -78,7 +78,8 @@ class WebAuthnFactor:
         except passkeys.PasskeyError as refused:
             return Rejected(refused.reason, user_id=user.id)
         passkeys.notify(user, "passkey_added", row.name)
-        # Recovery codes: the first strong factor issues them (recovery_code service, at merge).
+        # Recovery codes come with the first strong factor: the account page issues them
+        # (services/recovery_codes.py; a factor may not import the registry it is in).
         return Accepted(user.id, assurance.passkey_amr(row.user_verified, row.backup_eligible))
 
     def remove(self, user: Any) -> None:

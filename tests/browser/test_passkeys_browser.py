@@ -64,7 +64,8 @@ TEXT = {
            "use": "Use my passkey", "heading_use": "Use your passkey",
            "rename_field": "New name for {}", "rename": "Rename {}",
            "renamed": "Your passkey was renamed.", "remove": "Remove {}",
-           "removed": "Your passkey was removed.", "none": "You have no passkey yet."},
+           "removed": "Your passkey was removed.", "none": "You have no passkey yet.",
+           "codes": "Your recovery codes", "saved_codes": "I saved my codes"},
     "fr": {"email": "Adresse e-mail", "password": "Mot de passe", "receive": "Recevoir le code",
            "sign_in": "Se connecter",
            "code": "Code de connexion", "login": "Connexion", "passkeys": "Clés d’accès",
@@ -75,7 +76,8 @@ TEXT = {
            "rename_field": "Nouveau nom pour {}", "rename": "Renommer {}",
            "renamed": "Votre clé d’accès a été renommée.", "remove": "Retirer {}",
            "removed": "Votre clé d’accès a été retirée.",
-           "none": "Vous n’avez pas encore de clé d’accès."},
+           "none": "Vous n’avez pas encore de clé d’accès.",
+           "codes": "Vos codes de secours", "saved_codes": "J’ai enregistré mes codes"},
 }
 
 
@@ -103,6 +105,11 @@ def _journey(page, live_server, client, rp, lang: str) -> None:
     assert_page_ok(page, f"passkeys page, none yet ({lang})")
     page.get_by_label(text["name"], exact=True).fill("Work laptop")
     page.get_by_role("button", name=text["add"], exact=True).click()
+    # The first strong factor: the recovery codes, shown once, then back to the passkeys.
+    page.get_by_role("heading", name=text["codes"], exact=True).wait_for()
+    assert page.locator("#recovery-codes li").count() == 10
+    assert_page_ok(page, f"recovery codes after a first passkey ({lang})")
+    page.get_by_role("link", name=text["saved_codes"], exact=True).click()
     page.get_by_role("status").filter(has_text=text["added"]).wait_for()
     page.get_by_role("heading", name="Work laptop").wait_for()
     assert_page_ok(page, f"passkeys page, one passkey ({lang})")
