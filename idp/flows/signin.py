@@ -241,9 +241,19 @@ def alternatives(flow: flows.Flow) -> list[str]:
     user = _user(flow)
     if user is None or flow.state != State.SECOND_FACTOR.value:
         return []
-    seconds = _second_factors(flow.data.get("done") or [], _policy_tenants(flow, user))
+    tenants = _policy_tenants(flow, user)
+    seconds = _second_factors(flow.data.get("done") or [], tenants)
     usable = [f for f in seconds if f is seconds[0] or f.is_enrolled(user)]
+    if _needed(flow, tenants) >= assurance.PHISHING_RESISTANT_LEVEL:
+        # Only a passkey meets the policy: any other way would lead back to it.
+        usable = [f for f in usable if f.id in assurance.PHISHING_RESISTANT_FACTORS]
     return [f.id for f in usable if f.id != flow.data.get("factor")]
+
+
+def _needed(flow: flows.Flow, tenants: list[Tenant]) -> int:
+    """The level this sign-in must reach: the tenants' policy and what the request asks."""
+    return max(assurance.POLICY_LEVELS[assurance.strictest_policy(tenants)],
+               int(flow.params.get("level") or 1))
 
 
 def choose_factor(flow: flows.Flow, factor_id: str, ip: str | None) -> Outcome:
@@ -323,8 +333,7 @@ def advance(flow: flows.Flow, user: User, ip: str | None) -> Outcome:
         flows.save(flow)
         return Outcome(State.SELECT_TENANT)
     tenants = _policy_tenants(flow, user)
-    needed = max(assurance.POLICY_LEVELS[assurance.strictest_policy(tenants)],
-                 int(flow.params.get("level") or 1))
+    needed = _needed(flow, tenants)
     try:
         factor = _next_factor(user, flow.data.get("done") or [], needed, tenants)
     except EnrolmentNeeded as missing:

@@ -415,6 +415,7 @@ def _passkey_page(template: str, attempt, error: str | None = None, status: int 
     authorization = _authorization_of(attempt)
     return render_template(template, attempt=attempt, flow=authorization,
                            client=_client_of(authorization),
+                           alternatives=signin.alternatives(attempt),
                            error=passkey_error(error)), status
 
 

@@ -573,3 +573,35 @@ def test_no_path_skips_the_pending_passkey(enrolled, client, driver, factory):
     assert client.get("/consent", query_string={"flow": flow}).status_code in (302, 303)
     assert not signed_in(client)
     assert db.session.scalar(select(func.count()).select_from(Grant)) == 0
+
+
+def test_the_passkey_step_offers_the_emailed_code_instead(enrolled, client):
+    """Someone without their passkey at hand (policy `required`) can take the emailed code."""
+    location = _password(client).headers["Location"]
+    page = client.get(location)
+    assert "Send the code by email instead" in page.text
+    signin = query_of(location)["signin"]
+    chosen = client.post("/login/code/choose", query_string={"signin": signin},
+                         data={"csrf_token": csrf_of(page.text), "factor": "email_code"})
+    assert chosen.status_code == 303
+    code_page = client.get(chosen.headers["Location"])
+    assert code_page.status_code == 200 and "Use your passkey" in code_page.text  # and back
+    assert outbox.messages(EMAIL, "login_code")
+    assert not signed_in(client)
+
+
+def test_phishing_resistant_offers_no_way_around_the_passkey(
+        client, driver, phishing_resistant, alice, authenticator):
+    from idp.factors.registry import get_factor
+
+    state: dict = {}
+    options = get_factor("webauthn").enrol_start(alice, state)["options"]
+    get_factor("webauthn").enrol_confirm(alice, {"credential": authenticator.create(options)},
+                                         state)
+    db.session.commit()
+    location = _password(client).headers["Location"]
+    page = client.get(location)
+    assert page.status_code == 200 and "Send the code by email instead" not in page.text
+    refused = client.post("/login/code/choose", query_string=query_of(location),
+                          data={"csrf_token": csrf_of(page.text), "factor": "email_code"})
+    assert refused.status_code == 400 and outbox.messages(EMAIL, "login_code") == []
