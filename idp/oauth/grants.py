@@ -42,7 +42,7 @@ class AuthorizedSubject:
         return self.user.id
 
 
-def _token_settings() -> tokens.TokenSettings:
+def token_settings() -> tokens.TokenSettings:
     config = current_app.config
     return tokens.TokenSettings(config["IDP_ISSUER"], config["IDP_ACCESS_TOKEN_TTL"],
                                 config["IDP_REFRESH_IDLE_TTL"], config["IDP_REFRESH_ABSOLUTE_TTL"])
@@ -58,7 +58,7 @@ class IssuesTokens:
         if grant is None and request.refresh_token is not None:
             grant = request.refresh_token.grant
         response, row = tokens.issue(
-            current_app.extensions["idp_keys"], _token_settings(), client=request.client,
+            current_app.extensions["idp_keys"], token_settings(), client=request.client,
             scope=scope or "", user=user, grant=grant,
             include_refresh_token=include_refresh_token)
         request.token_row = row

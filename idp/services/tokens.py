@@ -72,16 +72,8 @@ def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
     now = int(time.time())
     stateless = user is None and grant is None
     jti = (STATELESS_JTI_PREFIX if stateless else "") + secrets.token_urlsafe(16)
-    claims = {
-        "iss": settings.issuer,
-        "sub": user.sub if user else client.client_id,
-        "aud": client.client_id,
-        "client_id": client.client_id,
-        "iat": now,
-        "exp": now + settings.access_ttl,
-        "jti": jti,
-        "scope": scope,
-    }
+    claims = _access_claims(settings, client.client_id, user.sub if user else client.client_id,
+                            jti, now, scope)
     tenant_id = grant.tenant_id if grant else client.tenant_id
     if grant is not None:
         claims["auth_time"] = grant.auth_time
@@ -96,8 +88,7 @@ def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
     row = Token(jti=jti, client_id=client.client_id, user_id=user.id if user else None,
                 tenant_id=tenant_id, grant_id=grant.id if grant else None, scope=scope,
                 issued_at=now, access_expires_at=now + settings.access_ttl)
-    response = {"access_token": access_token, "token_type": "Bearer",
-                "expires_in": settings.access_ttl, "scope": scope}
+    response = _token_response(access_token, settings, scope)
     if include_refresh_token and user is not None and grant is not None:
         refresh_token = secrets.token_urlsafe(32)
         row.refresh_hash = digest(refresh_token)
@@ -105,6 +96,26 @@ def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
                                      grant.created_at + settings.refresh_absolute_ttl)
         response["refresh_token"] = refresh_token
     return response, row
+
+
+def _access_claims(settings: TokenSettings, client_id: str, sub: str, jti: str, now: int,
+                   scope: str) -> dict:
+    return {"iss": settings.issuer, "sub": sub, "aud": client_id, "client_id": client_id,
+            "iat": now, "exp": now + settings.access_ttl, "jti": jti, "scope": scope}
+
+
+def _token_response(access_token: str, settings: TokenSettings, scope: str) -> dict:
+    return {"access_token": access_token, "token_type": "Bearer",
+            "expires_in": settings.access_ttl, "scope": scope}
+
+
+def issue_client_token(keystore, settings: TokenSettings, *, client: Client, scope: str) -> dict:
+    """A client's own token (client_credentials): the same answer as ``issue`` gives for no
+    user and no grant, without building the row that is never stored."""
+    jti = STATELESS_JTI_PREFIX + secrets.token_urlsafe(16)
+    claims = _access_claims(settings, client.client_id, client.client_id, jti, int(time.time()),
+                            scope)
+    return _token_response(keystore.sign(claims, "ES256", ACCESS_TOKEN_TYP), settings, scope)
 
 
 def stored(row: Token) -> bool:
