@@ -8,6 +8,7 @@ import os
 
 import pytest
 from joserfc import jwt
+from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 
 from idp.oauth import keys as keys_module
@@ -163,3 +164,20 @@ def test_jwks_has_no_private_material(tmp_path):
     ensure_keys(directory)
     for key in KeyStore(directory).jwks()["keys"]:
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_signed_tokens_verify_with_joserfc_and_tampering_is_refused(tmp_path, alg):
+    """KeyStore.sign signs with cryptography directly: the result is a standard JWS."""
+    ensure_keys(tmp_path)
+    store = KeyStore(tmp_path)
+    claims = {"iss": "https://idp.example.com", "sub": "é-unicode", "n": 1, "l": ["a"]}
+    token = store.sign(claims, alg, "at+jwt")
+    decoded = jwt.decode(token, store.verification_keys(), algorithms=[alg])
+    assert decoded.claims == claims
+    assert decoded.header == {"typ": "at+jwt", "alg": alg, "kid": store.signing_key(alg)[0]}
+    head, body, signature = token.split(".")
+    forged = jwt.encode({"alg": alg}, {**claims, "sub": "x"}, store.signing_key(alg)[1])
+    with pytest.raises(BadSignatureError):
+        jwt.decode(".".join([head, forged.split(".")[1], signature]),
+                   store.verification_keys(), algorithms=[alg])
