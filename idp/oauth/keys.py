@@ -15,22 +15,30 @@ server notices the manifest changing and reloads without a restart.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 ALGORITHMS = ("ES256", "RS256")
 MANIFEST = "keys.json"
 RELOAD_CHECK_SECONDS = 2.0
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+PLAIN_HEADER = frozenset({"typ", "alg", "kid"})
 
 
 def _generate(alg: str):
@@ -127,6 +135,7 @@ class _Loaded:
     verify_set: KeySet
     public_jwks: dict
     public_json: bytes  # serialised once: the JWKS endpoint is hot
+    es256_public: dict  # kid -> cryptography public key, for verify_es256
 
 
 class KeyStore:
@@ -140,16 +149,18 @@ class KeyStore:
 
     def _load(self) -> _Loaded:
         signature = _signature(self.keys_dir / MANIFEST)
-        signing, keys, public = {}, [], []
+        signing, keys, public, es256 = {}, [], [], {}
         for entry in _read_manifest(self.keys_dir):
             pem = (self.keys_dir / f"{entry['kid']}.pem").read_bytes()
             key = _import(entry["alg"], pem, entry["kid"])
             public.append(key.as_dict(private=False))
             keys.append(key)
+            if entry["alg"] == "ES256":
+                es256[entry["kid"]] = key.public_key
             if entry["state"] == "active":
                 signing[entry["alg"]] = (entry["kid"], key)
         jwks = {"keys": public}
-        return _Loaded(signature, signing, KeySet(keys), jwks, json.dumps(jwks).encode())
+        return _Loaded(signature, signing, KeySet(keys), jwks, json.dumps(jwks).encode(), es256)
 
     def _current(self) -> _Loaded:
         now = time.monotonic()
@@ -198,6 +209,38 @@ class KeyStore:
         else:
             return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
         return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+
+    def verify_es256(self, token: str) -> tuple[dict, dict] | None:
+        """(header, claims) of a compact ES256 JWS with a plain header (typ, alg, kid only)
+        signed by one of our published ES256 keys, checked with the parsed public key.
+
+        Only a positive answer is final: None means "not decided here" (another header,
+        an unknown kid, a bad signature, anything odd), and the caller then asks joserfc,
+        which refuses or accepts it by its own rules."""
+        if not COMPACT_JWS.fullmatch(token):
+            return None
+        head, body, signature = token.split(".")
+        try:
+            header = json.loads(_unb64(head))
+            if not isinstance(header, dict) or header.get("alg") != "ES256" \
+                    or not PLAIN_HEADER.issuperset(header):
+                return None
+            key = self._current().es256_public.get(header.get("kid"))
+            raw = _unb64(signature)
+            if key is None or len(raw) != 64:
+                return None
+            key.verify(encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                            int.from_bytes(raw[32:], "big")),
+                       f"{head}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
+            claims = json.loads(_unb64(body))
+        except (InvalidSignature, ValueError, TypeError, binascii.Error):
+            return None
+        return (header, claims) if isinstance(claims, dict) else None
+
+
+def _unb64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _b64(data: bytes) -> bytes:

@@ -128,6 +128,20 @@ def json_body(app: Flask, payload: dict, compact: bool) -> bytes:
     return app.json.dumps(payload).encode()
 
 
+def token_answer(app: Flask, payload: dict) -> Answer:
+    """As Authlib's token response comes out of Flask: its headers, then the length."""
+    body = json_body(app, payload, False)
+    return Answer(body, [("Content-Type", "application/json"), *NO_STORE,
+                         ("Content-Length", str(len(body)))])
+
+
+def view_answer(app: Flask, payload: dict) -> Answer:
+    """As ``jsonify(payload), 200, NO_STORE`` comes out of a view."""
+    body = json_body(app, payload, True)
+    return Answer(body, [("Content-Type", "application/json"),
+                         ("Content-Length", str(len(body))), *NO_STORE])
+
+
 class LeanMachinePaths:
     """WSGI middleware: the handlers below, in front of the Flask app (see module docstring)."""
 
@@ -137,6 +151,8 @@ class LeanMachinePaths:
         # path -> (method, endpoint name for the metrics, handler)
         self.handlers: dict[str, tuple[str, str, Callable]] = {
             "/oauth/token": ("POST", "oauth.token", self._token),
+            "/oauth/introspect": ("POST", "oauth.introspect", self._introspect),
+            "/oauth/userinfo": ("GET", "oauth.userinfo", self._userinfo),
         }
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -155,23 +171,20 @@ class LeanMachinePaths:
             except Exception:  # noqa: BLE001 - the views' handler does the same
                 db.session.rollback()
                 logger.exception("unhandled error")
-                return self._send(start_response, route[1], started, "500 INTERNAL SERVER ERROR",
-                                  json_body(self.app, {"error": "server_error"}, True), [])
+                failed = view_answer(self.app, {"error": "server_error"})
+                return self._send(start_response, route, started, "500 INTERNAL SERVER ERROR",
+                                  failed.body, failed.headers[:2])
         if answer is None:
             return self.wsgi_app(environ, start_response)
-        return self._send(start_response, route[1], started, "200 OK", answer.body,
-                          answer.headers)
+        return self._send(start_response, route, started, "200 OK", answer.body, answer.headers)
 
-    def _send(self, start_response: Callable, endpoint: str, started: float, status: str,
+    def _send(self, start_response: Callable, route: tuple, started: float, status: str,
               body: bytes, headers: list[tuple[str, str]]) -> list[bytes]:
-        headers = [("Content-Type", "application/json"), *headers,
-                   ("Content-Length", str(len(body))),
-                   *machine_security_headers(self.app.config["IDP_HTTPS"])]
+        headers = [*headers, *machine_security_headers(self.app.config["IDP_HTTPS"])]
         start_response(status, headers)
         metrics = self.app.extensions.get("idp_metrics")
         if metrics is not None:
-            metrics.observe(endpoint, "POST" if endpoint == "oauth.token" else "GET",
-                            int(status[:3]), time.perf_counter() - started)
+            metrics.observe(route[1], route[0], int(status[:3]), time.perf_counter() - started)
         return [body]
 
     # --- the token endpoint --------------------------------------------------------------
@@ -199,9 +212,53 @@ class LeanMachinePaths:
         server.validate_requested_scope(scope)  # InvalidScopeError: the view answers it
         body = tokens.issue_client_token(self.app.extensions["idp_keys"], token_settings(),
                                          client=client, scope=scope or "")
-        return Answer(json_body(self.app, body, False), NO_STORE)
+        return token_answer(self.app, body)
 
 
+    # --- introspection and userinfo of a JWT access token -----------------------------
+
+    def _introspect(self, environ: dict) -> Answer | None:
+        """An active access token shown by the client it was issued to. A value with two
+        dots is only ever an access token (refresh tokens are URL-safe random strings), so
+        the hint, which only orders the search, changes nothing here."""
+        from idp.oauth.grants import CLIENT_AUTH_METHODS
+        from idp.oauth.server import authorization_server
+        from idp.services import tokens
+
+        raw = read_body(environ)
+        form = parse_form(raw, INTROSPECT_PARAMS) if raw is not None else None
+        value = (form or {}).get("token", "")
+        if form is None or value.count(".") != 2 or len(value) > 8192:
+            return None
+        client = secret_client(authorization_server(), environ, form,
+                               tuple(m for m in CLIENT_AUTH_METHODS if m != "none"))
+        if client is None or client.is_public:
+            return None
+        body = tokens.introspect_access_token(self.app.extensions["idp_keys"],
+                                              self.app.config["IDP_ISSUER"], client.client_id,
+                                              value)
+        if body is None or not body["active"]:
+            return None
+        return view_answer(self.app, body)
+
+    def _userinfo(self, environ: dict) -> Answer | None:
+        """GET with ``Authorization: Bearer`` and a user's token that allows userinfo."""
+        from idp.services import tokens
+
+        if environ.get("QUERY_STRING"):
+            return None
+        scheme, _, value = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        found = tokens.active_access_token(self.app.extensions["idp_keys"],
+                                           self.app.config["IDP_ISSUER"], value.strip())
+        body = tokens.userinfo(*found) if found is not None else None
+        if body is None:
+            return None
+        return view_answer(self.app, body)
+
+
+INTROSPECT_PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
 # The token request parameters taken here; any other name sends the request to Flask.
 TOKEN_PARAMS = frozenset({"grant_type", "scope", "client_id", "client_secret", "refresh_token"})
 

@@ -180,33 +180,103 @@ def decode_access_token(keystore, issuer: str, access_token: str) -> dict | None
     """Verify signature, type, issuer and expiry of one of our access tokens."""
     if not isinstance(access_token, str) or len(access_token) > 8192 or access_token.count(".") != 2:
         return None
-    try:
-        token = jwt.decode(access_token, keystore.verification_keys(), algorithms=["ES256"])
-    except (JoseError, ValueError, TypeError):
+    verified = keystore.verify_es256(access_token)  # the parsed key; None: joserfc decides
+    if verified is None:
+        try:
+            token = jwt.decode(access_token, keystore.verification_keys(), algorithms=["ES256"])
+        except (JoseError, ValueError, TypeError):
+            return None
+        verified = token.header, token.claims
+    header, claims = verified
+    if header.get("typ") != ACCESS_TOKEN_TYP:
         return None
-    if token.header.get("typ") != ACCESS_TOKEN_TYP:
-        return None
-    claims = token.claims
     now = int(time.time())
     if claims.get("iss") != issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
         return None
     return claims
 
 
-def active_access_token(keystore, issuer: str, access_token: str) -> tuple[dict, Token] | None:
-    """The claims and row of a valid, unrevoked access token, else None."""
+@dataclass(frozen=True)
+class AccessState:
+    """The stored side of a verified access token: what introspection and userinfo need,
+    read in one indexed statement (``access_state``)."""
+
+    jti: str
+    client_id: str
+    user_id: int | None
+    scope: str
+    issued_at: int | None
+    expires_at: int
+    active: bool  # not revoked, its grant alive, its user active
+    sub: str | None = None
+    org: OrgContext | None = None
+    user: User | None = None  # transient (never in the session): the userinfo claims
+    userinfo_request: dict | None = None
+
+
+_USER_COLUMNS = ("sub", "email", "email_verified", "given_name", "family_name", "locale",
+                 "updated_at", "phone_number", "phone_number_verified")
+
+
+def access_state(claims: dict) -> AccessState | None:
+    """The state of a verified access token, or None when it has no row.
+
+    A user's token: one SELECT of its row by jti (unique index), outer-joined to its grant,
+    its user and the user's membership in its tenant. A client's own token (``c.`` jti):
+    what a row would say comes from its claims, plus one primary-key lookup in the
+    deny-list."""
+    jti = claims.get("jti")
+    if not isinstance(jti, str):
+        return None
+    if jti.startswith(STATELESS_JTI_PREFIX):
+        client_id = claims.get("client_id")
+        if not isinstance(client_id, str) or claims.get("sub") != client_id:
+            return None
+        revoked = db.session.execute(
+            select(RevokedJti.expires_at).where(RevokedJti.jti == jti)).first()
+        return AccessState(jti, client_id, None, str(claims.get("scope", "")), claims.get("iat"),
+                           claims["exp"], active=revoked is None)
+    row = db.session.execute(
+        select(Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id, Token.scope,
+               Token.issued_at, Token.access_expires_at, Token.revoked_at,
+               Grant.id.label("grant_found"), Grant.revoked_at.label("grant_revoked_at"),
+               Grant.claims.label("grant_claims"), User.active.label("user_active"),
+               *(getattr(User, c) for c in _USER_COLUMNS), Tenant.slug, Membership.role)
+        .select_from(Token)
+        .outerjoin(Grant, Grant.id == Token.grant_id)
+        .outerjoin(User, User.id == Token.user_id)
+        .outerjoin(Membership, (Membership.user_id == Token.user_id)
+                   & (Membership.tenant_id == Token.tenant_id))
+        .outerjoin(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Token.jti == jti)).first()
+    if row is None:
+        return None
+    alive = row.grant_id is None or (row.grant_found is not None
+                                     and row.grant_revoked_at is None)
+    user_ok = row.user_id is None or bool(row.user_active)
+    user = None
+    if row.user_id is not None and row.sub is not None:
+        user = User(id=row.user_id, **{c: getattr(row, c) for c in _USER_COLUMNS})
+    org = (OrgContext(row.tenant_id, row.slug, row.role)
+           if row.user_id is not None and row.tenant_id is not None and row.role is not None
+           and row.slug is not None else None)
+    requested = (row.grant_claims or {}).get("userinfo") if row.grant_id else None
+    return AccessState(jti, row.client_id, row.user_id, row.scope, row.issued_at,
+                       row.access_expires_at,
+                       active=row.revoked_at is None and alive and user_ok,
+                       sub=row.sub, org=org, user=user, userinfo_request=requested)
+
+
+def active_access_token(keystore, issuer: str,
+                        access_token: str) -> tuple[dict, AccessState] | None:
+    """The claims and state of a valid, unrevoked access token, else None."""
     claims = decode_access_token(keystore, issuer, access_token)
     if claims is None:
         return None
-    row = access_row(claims)
-    if row is None or not access_row_active(row):
+    state = access_state(claims)
+    if state is None or not state.active:
         return None
-    return claims, row
-
-
-def access_row_active(row: Token) -> bool:
-    """The stored side of an access token whose signature and expiry were checked."""
-    return row.revoked_at is None and grant_alive(row) and user_active(row.user_id)
+    return claims, state
 
 
 def user_active(user_id: int | None) -> bool:
@@ -234,18 +304,13 @@ def revoke_user_tokens(user_id: int) -> None:
 # ------------------------------------------------------- userinfo, revocation, introspection
 
 
-def userinfo(claims: dict, row: Token) -> dict | None:
+def userinfo(claims: dict, state: AccessState) -> dict | None:
     """The userinfo body of a valid access token (``active_access_token``'s answer), or None
     when the token does not allow userinfo (no user, or no ``openid`` scope)."""
     scope = claims.get("scope", "")
-    if row.user_id is None or "openid" not in scope.split():
+    if state.user is None or "openid" not in scope.split():
         return None
-    user = db.session.get(User, row.user_id)
-    requested = None
-    if row.grant_id:
-        grant_claims = db.session.scalar(select(Grant.claims).where(Grant.id == row.grant_id))
-        requested = (grant_claims or {}).get("userinfo")
-    body = user_claims(user, scope, requested)
+    body = user_claims(state.user, scope, state.userinfo_request)
     body.update({k: claims[k] for k in ("org_id", "org_slug", "org_role") if k in claims})
     return body
 
@@ -300,26 +365,47 @@ def revoke_for_client(keystore, issuer: str, client_id: str, value: str,
 def introspect_for_client(keystore, issuer: str, client_id: str, value: str,
                           hint: str | None) -> dict:
     """RFC 7662: the introspection body; a token is visible only to the client it was issued
-    to. Reads only."""
-    row, kind = find_token(keystore, issuer, value, hint)
+    to. Reads only. The hint only orders the search (RFC 7662 2.1)."""
     inactive = {"active": False}
-    if row is None or row.client_id != client_id:
+    if not isinstance(value, str) or not value or len(value) > 8192:
         return inactive
-    if kind == "refresh_token":
-        if not refresh_token_active(row) or not user_active(row.user_id):
-            return inactive
-        exp = row.refresh_expires_at
-    else:
-        # find_token verified the signature and expiry; only the stored side is left.
-        if not access_row_active(row):
-            return inactive
-        exp = row.access_expires_at
+    lookups = ((introspect_access_token, _introspect_refresh_token) if hint == "access_token"
+               else (_introspect_refresh_token, introspect_access_token))
+    for lookup in lookups:
+        body = lookup(keystore, issuer, client_id, value)
+        if body is not None:
+            return body
+    return inactive
+
+
+def introspect_access_token(keystore, issuer: str, client_id: str, value: str) -> dict | None:
+    """The introspection body of one of our access tokens; None when ``value`` is none."""
+    claims = decode_access_token(keystore, issuer, value)
+    state = access_state(claims) if claims is not None else None
+    if state is None:
+        return None
+    if state.client_id != client_id or not state.active:
+        return {"active": False}
+    body = {"active": True, "client_id": state.client_id, "scope": state.scope,
+            "token_type": "Bearer", "exp": state.expires_at, "iat": state.issued_at,
+            "iss": issuer, "jti": state.jti}
+    if state.user_id is not None:
+        body["sub"] = state.sub
+    body.update(org_claims(state.org))
+    return body
+
+
+def _introspect_refresh_token(keystore, issuer: str, client_id: str, value: str) -> dict | None:
+    row = find_refresh_token(value)
+    if row is None:
+        return None
+    if row.client_id != client_id or not refresh_token_active(row) \
+            or not user_active(row.user_id):
+        return {"active": False}
     body = {"active": True, "client_id": row.client_id, "scope": row.scope,
-            "token_type": "Bearer" if kind == "access_token" else "refresh_token",
-            "exp": exp, "iat": row.issued_at, "iss": issuer}
+            "token_type": "refresh_token", "exp": row.refresh_expires_at,
+            "iat": row.issued_at, "iss": issuer}
     if row.user_id is not None:
         body["sub"] = db.session.scalar(select(User.sub).where(User.id == row.user_id))
-    if kind == "access_token":
-        body["jti"] = row.jti
     body.update(org_claims(org_context(row.user_id, row.tenant_id)))
     return body

@@ -189,3 +189,83 @@ def test_the_lean_path_counts_in_the_metrics(app, client, rp, lean):
     _cc(client, rp)
     assert lean.passed == []
     assert metrics.requests[("oauth.token", "POST", 200)] == before + 1
+
+
+# --- introspection and userinfo -------------------------------------------------------
+
+
+def _introspect(client, rp, token, **form):
+    return client.post("/oauth/introspect", data={"token": token, **form},
+                       headers=basic_auth(rp.client_id, rp.client_secret))
+
+
+@pytest.mark.parametrize("hint", [None, "access_token", "refresh_token"])
+def test_introspection_of_a_user_token(client, driver, rp, lean, hint):
+    token = driver.tokens(rp)["access_token"]
+    extra = {"token_type_hint": hint} if hint else {}
+    ours, theirs = _both(lean, lambda: _introspect(client, rp, token, **extra))
+    body = _same_answer(ours, theirs)
+    assert body == theirs.get_json()  # every value too: nothing in it changes per request
+    assert body["active"] is True and body["org_slug"] == "acme" and body["sub"]
+
+
+def test_introspection_of_a_client_token(client, rp, lean):
+    token = _cc(client, rp).get_json()["access_token"]
+    ours, theirs = _both(lean, lambda: _introspect(client, rp, token))
+    assert _same_answer(ours, theirs) == theirs.get_json()
+
+
+def test_userinfo(client, driver, rp, lean):
+    token = driver.tokens(rp, scope="openid profile email")["access_token"]
+    ours, theirs = _both(lean, lambda: client.get("/oauth/userinfo", headers={
+        "Authorization": f"Bearer {token}"}))
+    body = _same_answer(ours, theirs)
+    assert body == theirs.get_json() and body["email"] == "alice@example.com"
+
+
+def test_inactive_tokens_and_refusals_go_to_the_views(app, client, driver, factory, rp, lean):
+    tokens = driver.tokens(rp)
+    access = tokens["access_token"]
+    other = factory.client()
+    cases = [
+        lambda: _introspect(client, other, access),  # another client's token
+        lambda: _introspect(client, rp, tokens["refresh_token"]),  # not a JWT
+        lambda: _introspect(client, rp, access[:-4] + "AAAA"),  # bad signature
+        lambda: client.post("/oauth/introspect", data={"token": access},
+                            headers=basic_auth(rp.client_id, "wrong")),
+        lambda: client.get("/oauth/userinfo", headers={"Authorization": "Bearer x.y.z"}),
+        lambda: client.get("/oauth/userinfo", headers={"Authorization": f"Basic {access}"}),
+        lambda: client.get("/oauth/userinfo?x=1", headers={"Authorization": f"Bearer {access}"}),
+        lambda: client.post("/oauth/userinfo", data={"access_token": access}),
+    ]
+    for send in cases:
+        lean.passed.clear()
+        response = send()
+        assert len(lean.passed) == 1, response.get_json()
+    # Revoked by logout of the family: the views answer, inactive.
+    from idp.services.tokens import revoke_grant
+
+    with app.app_context():
+        from idp.models import Token
+
+        grant_id = db.session.query(Token.grant_id).filter(Token.grant_id.isnot(None)).first()[0]
+        revoke_grant(grant_id)
+        db.session.commit()
+    lean.passed.clear()
+    assert _introspect(client, rp, access).get_json() == {"active": False}
+    assert client.get("/oauth/userinfo", headers={
+        "Authorization": f"Bearer {access}"}).status_code == 401
+    assert len(lean.passed) == 2
+
+
+def test_a_disabled_user_token_is_inactive(app, client, driver, rp, lean):
+    token = driver.tokens(rp)["access_token"]
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    with app.app_context():
+        from idp.models import User
+
+        db.session.execute(db.update(User).values(active=False))
+        db.session.commit()
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert client.get("/oauth/userinfo", headers={
+        "Authorization": f"Bearer {token}"}).status_code == 401

@@ -9,7 +9,7 @@ import os
 import pytest
 from joserfc import jwt
 from joserfc.errors import BadSignatureError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 
 from idp.oauth import keys as keys_module
 from idp.oauth.keys import KeyStore, ensure_keys, rotate_keys
@@ -181,3 +181,29 @@ def test_signed_tokens_verify_with_joserfc_and_tampering_is_refused(tmp_path, al
     with pytest.raises(BadSignatureError):
         jwt.decode(".".join([head, forged.split(".")[1], signature]),
                    store.verification_keys(), algorithms=[alg])
+
+
+def test_verify_es256_accepts_only_our_plain_valid_tokens(tmp_path):
+    """Its None means "ask joserfc": only a good signature by our key gives claims."""
+    ensure_keys(tmp_path)
+    store = KeyStore(tmp_path)
+    kid, key = store.signing_key("ES256")
+    token = store.sign({"sub": "a"}, "ES256", "at+jwt")
+    assert store.verify_es256(token) == ({"typ": "at+jwt", "alg": "ES256", "kid": kid},
+                                         {"sub": "a"})
+    head, body, signature = token.split(".")
+    other = jwt.encode({"alg": "ES256", "kid": kid}, {"sub": "b"}, key)
+    refused = [
+        f"{head}.{other.split('.')[1]}.{signature}",  # claims swapped under the signature
+        f"{head}.{body}.{signature[:-2]}AA",
+        f"{head}.{body}.{signature}=",  # not the compact alphabet
+        f"{head}.{body}",
+        jwt.encode({"alg": "ES256", "kid": kid, "cty": "x"}, {"sub": "a"}, key),  # header+
+        jwt.encode({"alg": "ES256", "kid": "unknown"}, {"sub": "a"}, key),
+        jwt.encode({"alg": "RS256", "kid": store.signing_key("RS256")[0]}, {"sub": "a"},
+                   store.signing_key("RS256")[1]),
+        jwt.encode({"alg": "ES256", "kid": kid}, {"sub": "a"},
+                   ECKey.generate_key("P-256", private=True)),
+    ]
+    for candidate in refused:
+        assert store.verify_es256(candidate) is None, candidate
