@@ -13,13 +13,14 @@ row would say is read back from its claims; revoking one puts its jti in
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import joinedload
 
 from idp.extensions import db
@@ -210,12 +211,29 @@ class AccessState:
     active: bool  # not revoked, its grant alive, its user active
     sub: str | None = None
     org: OrgContext | None = None
-    user: User | None = None  # transient (never in the session): the userinfo claims
+    user_columns: dict | None = None  # the user's claim columns, for userinfo
     userinfo_request: dict | None = None
 
 
 _USER_COLUMNS = ("sub", "email", "email_verified", "given_name", "family_name", "locale",
                  "updated_at", "phone_number", "phone_number_verified")
+
+
+@functools.cache
+def _access_select():
+    """Built once: composing this statement costs more than running it."""
+    return (select(Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id, Token.scope,
+                   Token.issued_at, Token.access_expires_at, Token.revoked_at,
+                   Grant.id.label("grant_found"), Grant.revoked_at.label("grant_revoked_at"),
+                   Grant.claims.label("grant_claims"), User.active.label("user_active"),
+                   *(getattr(User, c) for c in _USER_COLUMNS), Tenant.slug, Membership.role)
+            .select_from(Token)
+            .outerjoin(Grant, Grant.id == Token.grant_id)
+            .outerjoin(User, User.id == Token.user_id)
+            .outerjoin(Membership, (Membership.user_id == Token.user_id)
+                       & (Membership.tenant_id == Token.tenant_id))
+            .outerjoin(Tenant, Tenant.id == Membership.tenant_id)
+            .where(Token.jti == bindparam("jti")))
 
 
 def access_state(claims: dict) -> AccessState | None:
@@ -236,27 +254,15 @@ def access_state(claims: dict) -> AccessState | None:
             select(RevokedJti.expires_at).where(RevokedJti.jti == jti)).first()
         return AccessState(jti, client_id, None, str(claims.get("scope", "")), claims.get("iat"),
                            claims["exp"], active=revoked is None)
-    row = db.session.execute(
-        select(Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id, Token.scope,
-               Token.issued_at, Token.access_expires_at, Token.revoked_at,
-               Grant.id.label("grant_found"), Grant.revoked_at.label("grant_revoked_at"),
-               Grant.claims.label("grant_claims"), User.active.label("user_active"),
-               *(getattr(User, c) for c in _USER_COLUMNS), Tenant.slug, Membership.role)
-        .select_from(Token)
-        .outerjoin(Grant, Grant.id == Token.grant_id)
-        .outerjoin(User, User.id == Token.user_id)
-        .outerjoin(Membership, (Membership.user_id == Token.user_id)
-                   & (Membership.tenant_id == Token.tenant_id))
-        .outerjoin(Tenant, Tenant.id == Membership.tenant_id)
-        .where(Token.jti == jti)).first()
+    # Core on the session's connection: its transaction, without the ORM layer.
+    row = db.session.connection().execute(_access_select(), {"jti": jti}).first()
     if row is None:
         return None
     alive = row.grant_id is None or (row.grant_found is not None
                                      and row.grant_revoked_at is None)
     user_ok = row.user_id is None or bool(row.user_active)
-    user = None
-    if row.user_id is not None and row.sub is not None:
-        user = User(id=row.user_id, **{c: getattr(row, c) for c in _USER_COLUMNS})
+    columns = ({c: getattr(row, c) for c in _USER_COLUMNS}
+               if row.user_id is not None and row.sub is not None else None)
     org = (OrgContext(row.tenant_id, row.slug, row.role)
            if row.user_id is not None and row.tenant_id is not None and row.role is not None
            and row.slug is not None else None)
@@ -264,7 +270,7 @@ def access_state(claims: dict) -> AccessState | None:
     return AccessState(jti, row.client_id, row.user_id, row.scope, row.issued_at,
                        row.access_expires_at,
                        active=row.revoked_at is None and alive and user_ok,
-                       sub=row.sub, org=org, user=user, userinfo_request=requested)
+                       sub=row.sub, org=org, user_columns=columns, userinfo_request=requested)
 
 
 def active_access_token(keystore, issuer: str,
@@ -308,9 +314,10 @@ def userinfo(claims: dict, state: AccessState) -> dict | None:
     """The userinfo body of a valid access token (``active_access_token``'s answer), or None
     when the token does not allow userinfo (no user, or no ``openid`` scope)."""
     scope = claims.get("scope", "")
-    if state.user is None or "openid" not in scope.split():
+    if state.user_columns is None or "openid" not in scope.split():
         return None
-    body = user_claims(state.user, scope, state.userinfo_request)
+    user = User(**state.user_columns)  # transient, never added to the session
+    body = user_claims(user, scope, state.userinfo_request)
     body.update({k: claims[k] for k in ("org_id", "org_slug", "org_role") if k in claims})
     return body
 
