@@ -131,18 +131,19 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        row = tokens.find_refresh_token(refresh_token)
-        if row is None:
+        state = tokens.refresh_state(refresh_token)
+        if state is None:
             return None
-        if row.rotated_at is not None and row.grant_id is not None:
+        if state.rotated_at is not None and state.grant_id is not None:
             # Replay of a rotated token: theft or a bug; the whole family dies.
-            tokens.revoke_grant(row.grant_id)
+            tokens.revoke_grant(state.grant_id)
             db.session.commit()
             return None
-        if not tokens.refresh_token_active(row):
+        if not tokens.refresh_grant_valid(state):
             return None
+        row = db.session.get(Token, state.id)
         # A disabled user's refresh token is invalid_grant, not Authlib's invalid_request.
-        return row if self.authenticate_user(row) is not None else None
+        return row if row is not None and self.authenticate_user(row) is not None else None
 
     def authenticate_user(self, row: Token) -> User | None:
         # Asked twice per request (above, then by Authlib): load the user once.

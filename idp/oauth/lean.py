@@ -91,9 +91,11 @@ def read_body(environ: dict) -> bytes | None:
     return raw if len(raw) == length else None
 
 
-def secret_client(server, environ: dict, form: dict[str, str], methods: tuple[str, ...]):
-    """The client of a request that carries exactly one secret method and passes it, the
-    way Authlib's client_secret_basic / client_secret_post would accept it; else None."""
+def authenticated_client(server, environ: dict, form: dict[str, str],
+                         methods: tuple[str, ...]):
+    """The client of a request that carries exactly one method among ``methods`` and passes
+    it, the way Authlib's client_secret_basic, client_secret_post or none (a public client
+    naming itself) accepts it; else None (the view then decides)."""
     header = environ.get("HTTP_AUTHORIZATION", "")
     basic = header.split(" ", 1)[0].lower() == "basic"
     if "client_assertion" in form or "client_assertion_type" in form:
@@ -110,7 +112,10 @@ def secret_client(server, environ: dict, form: dict[str, str], methods: tuple[st
         method = "client_secret_post"
         client_id, secret = form.get("client_id"), form["client_secret"]
     else:
-        return None
+        client = server.query_client(form.get("client_id")) if "none" in methods else None
+        if client is None or header or not client.check_endpoint_auth_method("none", "token"):
+            return None
+        return client
     if method not in methods or not client_id or not secret:
         return None
     client = server.query_client(client_id)
@@ -196,6 +201,8 @@ class LeanMachinePaths:
             return None
         if form.get("grant_type") == "client_credentials" and "refresh_token" not in form:
             return self._client_credentials(environ, form)
+        if form.get("grant_type") == "refresh_token" and form.get("refresh_token"):
+            return self._refresh(environ, form)
         return None
 
     def _client_credentials(self, environ: dict, form: dict[str, str]) -> Answer | None:
@@ -204,7 +211,7 @@ class LeanMachinePaths:
         from idp.services import tokens
 
         server = authorization_server()
-        client = secret_client(server, environ, form,
+        client = authenticated_client(server, environ, form,
                                tuple(ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS))
         if client is None or not client.check_grant_type("client_credentials"):
             return None
@@ -214,6 +221,38 @@ class LeanMachinePaths:
                                          client=client, scope=scope or "")
         return token_answer(self.app, body)
 
+
+    def _refresh(self, environ: dict, form: dict[str, str]) -> Answer | None:
+        """Rotation in one short transaction: one SELECT (token, grant, user, membership),
+        the conditional UPDATE of the old token, the INSERT of the new one, COMMIT. A
+        replayed, revoked or expired token, a scope beyond the grant's, another client's
+        token, a lost race: the view answers (and revokes the family on a replay)."""
+        from authlib.oauth2.rfc6749.util import scope_to_list
+
+        from idp.oauth.grants import RefreshTokenGrant, token_settings
+        from idp.oauth.server import authorization_server
+        from idp.services import tokens
+
+        client = authenticated_client(authorization_server(), environ, form,
+                                      tuple(RefreshTokenGrant.TOKEN_ENDPOINT_AUTH_METHODS))
+        if client is None or not client.check_grant_type("refresh_token"):
+            return None
+        state = tokens.refresh_state(form["refresh_token"])
+        if state is None or state.client_id != client.client_id \
+                or not tokens.refresh_grant_valid(state):
+            return None
+        scope = form.get("scope")
+        if scope:
+            granted = state.requestable_scope()
+            if not granted or not set(scope_to_list(granted)).issuperset(scope_to_list(scope)):
+                return None
+        body = tokens.rotate_refresh_token(self.app.extensions["idp_keys"], token_settings(),
+                                           state, client, scope or state.requestable_scope())
+        if body is None:
+            db.session.rollback()
+            return None
+        db.session.commit()
+        return token_answer(self.app, body)
 
     # --- introspection and userinfo of a JWT access token -----------------------------
 
@@ -230,7 +269,7 @@ class LeanMachinePaths:
         value = (form or {}).get("token", "")
         if form is None or value.count(".") != 2 or len(value) > 8192:
             return None
-        client = secret_client(authorization_server(), environ, form,
+        client = authenticated_client(authorization_server(), environ, form,
                                tuple(m for m in CLIENT_AUTH_METHODS if m != "none"))
         if client is None or client.is_public:
             return None

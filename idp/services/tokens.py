@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from idp.extensions import db
@@ -65,11 +65,16 @@ def org_claims(org: OrgContext | None) -> dict:
     return {"org_id": str(org.tenant_id), "org_slug": org.slug, "org_role": org.role}
 
 
+# ``issue(org=...)`` default: look the user's membership up.
+LOOK_UP = object()
+
+
 def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
-          user: User | None = None, grant: Grant | None = None,
-          include_refresh_token: bool = False) -> tuple[dict, Token]:
+          user: User | Subject | None = None, grant: Grant | GrantFacts | None = None,
+          include_refresh_token: bool = False, org=LOOK_UP) -> tuple[dict, Token]:
     """Build the token response and its (unsaved) row. The caller adds and commits, except
-    for a client's own token (no user, no grant), whose row is never stored (``stored``)."""
+    for a client's own token (no user, no grant), whose row is never stored (``stored``).
+    ``org``: the grant's org context when the caller already read it."""
     now = int(time.time())
     stateless = user is None and grant is None
     jti = (STATELESS_JTI_PREFIX if stateless else "") + secrets.token_urlsafe(16)
@@ -84,7 +89,9 @@ def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
             claims["amr"] = grant.amr
         if grant.sid:
             claims["sid"] = grant.sid
-        claims.update(org_claims(org_context(grant.user_id, grant.tenant_id)))
+        if org is LOOK_UP:
+            org = org_context(grant.user_id, grant.tenant_id)
+        claims.update(org_claims(org))
     access_token = keystore.sign(claims, "ES256", ACCESS_TOKEN_TYP)
     row = Token(jti=jti, client_id=client.client_id, user_id=user.id if user else None,
                 tenant_id=tenant_id, grant_id=grant.id if grant else None, scope=scope,
@@ -173,8 +180,120 @@ def find_refresh_token(refresh_token: str) -> Token | None:
                              .where(Token.refresh_hash == digest(refresh_token)))
 
 
-def grant_alive(token: Token) -> bool:
-    return token.grant_id is None or token.grant.revoked_at is None
+@dataclass(frozen=True)
+class GrantFacts:
+    """What issuing a token needs of its grant (the columns ``issue`` reads)."""
+
+    id: int
+    user_id: int
+    tenant_id: int | None
+    scope: str
+    auth_time: int
+    acr: str | None
+    amr: list
+    sid: str | None
+    created_at: int
+    revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class RefreshState:
+    """A refresh token, its grant, its user and the user's membership, in one SELECT."""
+
+    id: int
+    client_id: str
+    user_id: int | None
+    tenant_id: int | None
+    grant_id: int | None
+    scope: str
+    issued_at: int
+    refresh_expires_at: int | None
+    rotated_at: int | None
+    revoked_at: int | None
+    grant: GrantFacts | None
+    user_sub: str | None
+    user_active: bool
+    org: OrgContext | None
+
+    def requestable_scope(self) -> str:
+        """What a refresh may ask for: the grant's scope (``Token.get_scope``)."""
+        return self.grant.scope if self.grant_id is not None and self.grant else self.scope
+
+
+_GRANT_COLUMNS = ("id", "user_id", "tenant_id", "scope", "auth_time", "acr", "amr", "sid",
+                  "created_at", "revoked_at")
+
+
+@functools.cache
+def _refresh_select():
+    return (select(Token.id, Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id,
+                   Token.scope, Token.issued_at, Token.refresh_expires_at, Token.rotated_at,
+                   Token.revoked_at,
+                   *(getattr(Grant, c).label(f"g_{c}") for c in _GRANT_COLUMNS),
+                   User.sub.label("user_sub"), User.active.label("user_active"),
+                   Tenant.slug, Membership.role)
+            .select_from(Token)
+            .outerjoin(Grant, Grant.id == Token.grant_id)
+            .outerjoin(User, User.id == Token.user_id)
+            .outerjoin(Membership, (Membership.user_id == Grant.user_id)
+                       & (Membership.tenant_id == Grant.tenant_id))
+            .outerjoin(Tenant, Tenant.id == Membership.tenant_id)
+            .where(Token.refresh_hash == bindparam("refresh_hash")))
+
+
+def refresh_state(refresh_token: str) -> RefreshState | None:
+    """The refresh token with this value, by its hash (unique index), or None."""
+    if not isinstance(refresh_token, str) or len(refresh_token) > 256:
+        return None
+    row = db.session.connection().execute(
+        _refresh_select(), {"refresh_hash": digest(refresh_token)}).first()
+    if row is None:
+        return None
+    grant = (GrantFacts(**{c: getattr(row, f"g_{c}") for c in _GRANT_COLUMNS})
+             if row.g_id is not None else None)
+    org = (OrgContext(grant.tenant_id, row.slug, row.role)
+           if grant is not None and grant.tenant_id is not None and row.role is not None
+           and row.slug is not None else None)
+    return RefreshState(row.id, row.client_id, row.user_id, row.tenant_id, row.grant_id,
+                        row.scope, row.issued_at, row.refresh_expires_at, row.rotated_at,
+                        row.revoked_at, grant, row.user_sub, bool(row.user_active), org)
+
+
+def refresh_grant_valid(state: RefreshState) -> bool:
+    """Whether this refresh token may still be exchanged: the one place that says so (the
+    token endpoint's both paths and introspection ask it). The token is neither revoked
+    nor rotated nor expired, its grant is alive and its user still active."""
+    now = int(time.time())
+    grant_alive = state.grant_id is None or (state.grant is not None
+                                             and state.grant.revoked_at is None)
+    return (state.revoked_at is None and state.rotated_at is None and grant_alive
+            and state.refresh_expires_at is not None and state.refresh_expires_at > now
+            and (state.user_id is None or state.user_active))
+
+
+def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState, client: Client,
+                         scope: str) -> dict | None:
+    """The refresh grant's writes, for a token ``refresh_grant_valid`` accepted: claim the
+    old token (a conditional UPDATE: of two concurrent uses one wins) and store its
+    successor. Returns the token response, or None when another request claimed the old
+    token first (the caller rolls back). The caller commits."""
+    if state.grant is None or state.user_id is None or state.user_sub is None:
+        return None
+    connection = db.session.connection()
+    claimed = connection.execute(
+        update(Token).where(Token.id == state.id, Token.rotated_at.is_(None))
+        .values(rotated_at=int(time.time()))).rowcount
+    if claimed != 1:
+        return None
+    response, row = issue(keystore, settings, client=client, scope=scope,
+                          user=Subject(state.user_id, state.user_sub),
+                          grant=state.grant, include_refresh_token=True, org=state.org)
+    connection.execute(insert(Token).values(
+        jti=row.jti, client_id=row.client_id, user_id=row.user_id, tenant_id=row.tenant_id,
+        grant_id=row.grant_id, scope=row.scope, issued_at=row.issued_at,
+        access_expires_at=row.access_expires_at, refresh_hash=row.refresh_hash,
+        refresh_expires_at=row.refresh_expires_at))
+    return response
 
 
 def decode_access_token(keystore, issuer: str, access_token: str) -> dict | None:
@@ -217,6 +336,25 @@ class AccessState:
 
 _USER_COLUMNS = ("sub", "email", "email_verified", "given_name", "family_name", "locale",
                  "updated_at", "phone_number", "phone_number_verified")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A user's columns read together with a token: what ``issue`` and ``user_claims`` read
+    of a user, never a row to save."""
+
+    id: int | None
+    sub: str
+    email: str | None = None
+    email_verified: bool = False
+    given_name: str | None = None
+    family_name: str | None = None
+    locale: str | None = None
+    updated_at: int | None = None
+    phone_number: str | None = None
+    phone_number_verified: bool = False
+
+    name = property(User.name.fget)  # the model's own rule
 
 
 @functools.cache
@@ -285,19 +423,6 @@ def active_access_token(keystore, issuer: str,
     return claims, state
 
 
-def user_active(user_id: int | None) -> bool:
-    """A token's user still allowed in (client tokens have none)."""
-    if user_id is None:
-        return True
-    return bool(db.session.scalar(select(User.active).where(User.id == user_id)))
-
-
-def refresh_token_active(row: Token) -> bool:
-    now = int(time.time())
-    return (row.revoked_at is None and row.rotated_at is None and grant_alive(row)
-            and row.refresh_expires_at is not None and row.refresh_expires_at > now)
-
-
 def revoke_user_tokens(user_id: int) -> None:
     """Every grant of a user dies (password reset, account disabled)."""
     for grant_id in db.session.scalars(
@@ -316,8 +441,7 @@ def userinfo(claims: dict, state: AccessState) -> dict | None:
     scope = claims.get("scope", "")
     if state.user_columns is None or "openid" not in scope.split():
         return None
-    user = User(**state.user_columns)  # transient, never added to the session
-    body = user_claims(user, scope, state.userinfo_request)
+    body = user_claims(Subject(None, **state.user_columns), scope, state.userinfo_request)
     body.update({k: claims[k] for k in ("org_id", "org_slug", "org_role") if k in claims})
     return body
 
@@ -403,16 +527,15 @@ def introspect_access_token(keystore, issuer: str, client_id: str, value: str) -
 
 
 def _introspect_refresh_token(keystore, issuer: str, client_id: str, value: str) -> dict | None:
-    row = find_refresh_token(value)
-    if row is None:
+    state = refresh_state(value)
+    if state is None:
         return None
-    if row.client_id != client_id or not refresh_token_active(row) \
-            or not user_active(row.user_id):
+    if state.client_id != client_id or not refresh_grant_valid(state):
         return {"active": False}
-    body = {"active": True, "client_id": row.client_id, "scope": row.scope,
-            "token_type": "refresh_token", "exp": row.refresh_expires_at,
-            "iat": row.issued_at, "iss": issuer}
-    if row.user_id is not None:
-        body["sub"] = db.session.scalar(select(User.sub).where(User.id == row.user_id))
-    body.update(org_claims(org_context(row.user_id, row.tenant_id)))
+    body = {"active": True, "client_id": state.client_id, "scope": state.scope,
+            "token_type": "refresh_token", "exp": state.refresh_expires_at,
+            "iat": state.issued_at, "iss": issuer}
+    if state.user_id is not None:
+        body["sub"] = state.user_sub
+    body.update(org_claims(org_context(state.user_id, state.tenant_id)))
     return body

@@ -269,3 +269,102 @@ def test_a_disabled_user_token_is_inactive(app, client, driver, rp, lean):
     assert _introspect(client, rp, token).get_json() == {"active": False}
     assert client.get("/oauth/userinfo", headers={
         "Authorization": f"Bearer {token}"}).status_code == 401
+
+
+# --- the refresh grant ------------------------------------------------------------------
+
+
+def _refresh(client, rp, token, **form):
+    return client.post("/oauth/token", data={"grant_type": "refresh_token",
+                                             "refresh_token": token, **form},
+                       headers=basic_auth(rp.client_id, rp.client_secret))
+
+
+def test_refresh_answers_as_the_view_does(client, driver, rp, lean):
+    first = driver.tokens(rp)
+    lean.passed.clear()
+    ours = _refresh(client, rp, first["refresh_token"])
+    assert lean.passed == []
+    lean.enabled = False
+    theirs = _refresh(client, rp, ours.get_json()["refresh_token"])
+    lean.enabled = True
+    body = _same_answer(ours, theirs)
+    assert body["scope"] == first["scope"] and body["refresh_token"] != first["refresh_token"]
+    mine, flasks = (decode(client, r.get_json()["access_token"]) for r in (ours, theirs))
+    assert mine.header == flasks.header
+    assert {k: v for k, v in mine.claims.items() if k not in ("jti", "iat", "exp")} == \
+        {k: v for k, v in flasks.claims.items() if k not in ("jti", "iat", "exp")}
+    # The lean path's token refreshes again, through either path.
+    assert _refresh(client, rp, theirs.get_json()["refresh_token"]).status_code == 200
+
+
+def test_refresh_with_a_narrower_scope_and_a_public_client(client, driver, factory, native,
+                                                           rp, lean):
+    tokens = driver.tokens(rp, scope="openid profile email offline_access")
+    lean.passed.clear()
+    narrower = _refresh(client, rp, tokens["refresh_token"], scope="openid email")
+    assert narrower.status_code == 200 and narrower.get_json()["scope"] == "openid email"
+    wider = _refresh(client, rp, narrower.get_json()["refresh_token"], scope="openid phone")
+    assert wider.status_code == 400 and wider.get_json()["error"] == "invalid_scope"
+    assert lean.passed == ["/oauth/token"]
+    public = driver.tokens(native)
+    lean.passed.clear()
+    response = client.post("/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": public["refresh_token"],
+        "client_id": native.client_id})
+    assert response.status_code == 200 and lean.passed == []
+
+
+def test_a_replayed_refresh_token_goes_to_the_view_and_kills_the_family(client, driver, rp,
+                                                                       lean):
+    first = driver.tokens(rp)
+    second = _refresh(client, rp, first["refresh_token"]).get_json()
+    lean.passed.clear()
+    replay = _refresh(client, rp, first["refresh_token"])
+    assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
+    assert lean.passed == ["/oauth/token"]
+    assert _refresh(client, rp, second["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
+def test_a_lost_race_is_the_views_replay(app, client, driver, rp, lean, monkeypatch):
+    """Two uses of one token at once: the second's conditional UPDATE claims nothing; it
+    writes nothing and the view answers it as a replay (the family dies)."""
+    from idp.models import Token
+    from idp.services import tokens as service
+
+    first = driver.tokens(rp)
+    real = service.refresh_state
+
+    def read_then_lose(value):
+        state = real(value)
+        with db.engine.begin() as other:  # the concurrent request wins meanwhile
+            other.execute(db.update(Token).where(Token.id == state.id).values(rotated_at=1))
+        monkeypatch.setattr(service, "refresh_state", real)
+        return state
+
+    monkeypatch.setattr(service, "refresh_state", read_then_lose)
+    count = db.session.query(Token).count()
+    db.session.rollback()
+    lean.passed.clear()
+    response = _refresh(client, rp, first["refresh_token"])
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    assert lean.passed == ["/oauth/token"]
+    db.session.rollback()
+    assert db.session.query(Token).count() == count  # the loser stored no token
+    assert db.session.query(Token).filter(Token.revoked_at.is_(None)).count() == 0
+
+
+def test_refresh_of_a_disabled_user_or_another_clients_token(app, client, driver, factory,
+                                                             rp, lean):
+    tokens = driver.tokens(rp)
+    other = factory.client()
+    lean.passed.clear()
+    assert _refresh(client, other, tokens["refresh_token"]).get_json()["error"] == \
+        "invalid_grant"
+    from idp.models import User
+
+    with app.app_context():
+        db.session.execute(db.update(User).values(active=False))
+        db.session.commit()
+    assert _refresh(client, rp, tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
+    assert lean.passed == ["/oauth/token", "/oauth/token"]
