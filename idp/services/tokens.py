@@ -75,6 +75,16 @@ def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
     """Build the token response and its (unsaved) row. The caller adds and commits, except
     for a client's own token (no user, no grant), whose row is never stored (``stored``).
     ``org``: the grant's org context when the caller already read it."""
+    response, values = issue_values(keystore, settings, client=client, scope=scope, user=user,
+                                    grant=grant, include_refresh_token=include_refresh_token,
+                                    org=org)
+    return response, Token(**values)
+
+
+def issue_values(keystore, settings: TokenSettings, *, client: Client, scope: str,
+                 user: User | Subject | None = None, grant: Grant | GrantFacts | None = None,
+                 include_refresh_token: bool = False, org=LOOK_UP) -> tuple[dict, dict]:
+    """``issue`` with the row as column values (an INSERT's parameters)."""
     now = int(time.time())
     stateless = user is None and grant is None
     jti = (STATELESS_JTI_PREFIX if stateless else "") + secrets.token_urlsafe(16)
@@ -93,17 +103,18 @@ def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
             org = org_context(grant.user_id, grant.tenant_id)
         claims.update(org_claims(org))
     access_token = keystore.sign(claims, "ES256", ACCESS_TOKEN_TYP)
-    row = Token(jti=jti, client_id=client.client_id, user_id=user.id if user else None,
-                tenant_id=tenant_id, grant_id=grant.id if grant else None, scope=scope,
-                issued_at=now, access_expires_at=now + settings.access_ttl)
+    values = {"jti": jti, "client_id": client.client_id, "user_id": user.id if user else None,
+              "tenant_id": tenant_id, "grant_id": grant.id if grant else None, "scope": scope,
+              "issued_at": now, "access_expires_at": now + settings.access_ttl,
+              "refresh_hash": None, "refresh_expires_at": None}
     response = _token_response(access_token, settings, scope)
     if include_refresh_token and user is not None and grant is not None:
         refresh_token = secrets.token_urlsafe(32)
-        row.refresh_hash = digest(refresh_token)
-        row.refresh_expires_at = min(now + settings.refresh_idle_ttl,
-                                     grant.created_at + settings.refresh_absolute_ttl)
+        values["refresh_hash"] = digest(refresh_token)
+        values["refresh_expires_at"] = min(now + settings.refresh_idle_ttl,
+                                           grant.created_at + settings.refresh_absolute_ttl)
         response["refresh_token"] = refresh_token
-    return response, row
+    return response, values
 
 
 def _access_claims(settings: TokenSettings, client_id: str, sub: str, jti: str, now: int,
@@ -280,20 +291,23 @@ def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState,
     if state.grant is None or state.user_id is None or state.user_sub is None:
         return None
     connection = db.session.connection()
-    claimed = connection.execute(
-        update(Token).where(Token.id == state.id, Token.rotated_at.is_(None))
-        .values(rotated_at=int(time.time()))).rowcount
-    if claimed != 1:
+    claim, store = _rotation_statements()
+    if connection.execute(claim, {"old_id": state.id, "now": int(time.time())}).rowcount != 1:
         return None
-    response, row = issue(keystore, settings, client=client, scope=scope,
-                          user=Subject(state.user_id, state.user_sub),
-                          grant=state.grant, include_refresh_token=True, org=state.org)
-    connection.execute(insert(Token).values(
-        jti=row.jti, client_id=row.client_id, user_id=row.user_id, tenant_id=row.tenant_id,
-        grant_id=row.grant_id, scope=row.scope, issued_at=row.issued_at,
-        access_expires_at=row.access_expires_at, refresh_hash=row.refresh_hash,
-        refresh_expires_at=row.refresh_expires_at))
+    response, values = issue_values(keystore, settings, client=client, scope=scope,
+                                    user=Subject(state.user_id, state.user_sub),
+                                    grant=state.grant, include_refresh_token=True, org=state.org)
+    connection.execute(store, values)
     return response
+
+
+@functools.cache
+def _rotation_statements():
+    """The UPDATE that claims a refresh token and the INSERT of its successor, built once."""
+    table = Token.__table__
+    claim = (update(table).where(table.c.id == bindparam("old_id"), table.c.rotated_at.is_(None))
+             .values(rotated_at=bindparam("now")))
+    return claim, insert(table)
 
 
 def decode_access_token(keystore, issuer: str, access_token: str) -> dict | None:
