@@ -273,9 +273,10 @@ class LeanMachinePaths:
                                tuple(m for m in CLIENT_AUTH_METHODS if m != "none"))
         if client is None or client.is_public:
             return None
-        body = tokens.introspect_access_token(self.app.extensions["idp_keys"],
-                                              self.app.config["IDP_ISSUER"], client.client_id,
-                                              value)
+        with tokens.read_connection() as connection:
+            body = tokens.introspect_access_token(self.app.extensions["idp_keys"],
+                                                  self.app.config["IDP_ISSUER"],
+                                                  client.client_id, value, connection)
         if body is None or not body["active"]:
             return None
         return view_answer(self.app, body)
@@ -289,8 +290,10 @@ class LeanMachinePaths:
         scheme, _, value = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             return None
-        found = tokens.active_access_token(self.app.extensions["idp_keys"],
-                                           self.app.config["IDP_ISSUER"], value.strip())
+        with tokens.read_connection() as connection:
+            found = tokens.active_access_token(self.app.extensions["idp_keys"],
+                                               self.app.config["IDP_ISSUER"], value.strip(),
+                                               connection)
         body = tokens.userinfo(*found) if found is not None else None
         if body is None:
             return None

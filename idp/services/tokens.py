@@ -372,6 +372,11 @@ class Subject:
 
 
 @functools.cache
+def _revoked_select():
+    return select(RevokedJti.expires_at).where(RevokedJti.jti == bindparam("jti"))
+
+
+@functools.cache
 def _access_select():
     """Built once: composing this statement costs more than running it."""
     return (select(Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id, Token.scope,
@@ -388,13 +393,20 @@ def _access_select():
             .where(Token.jti == bindparam("jti")))
 
 
-def access_state(claims: dict) -> AccessState | None:
+def read_connection():
+    """A connection for a request that only reads: autocommit, so PostgreSQL sees one
+    statement and no BEGIN / ROLLBACK round trips around it (use it in a ``with``)."""
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def access_state(claims: dict, connection=None) -> AccessState | None:
     """The state of a verified access token, or None when it has no row.
 
     A user's token: one SELECT of its row by jti (unique index), outer-joined to its grant,
     its user and the user's membership in its tenant. A client's own token (``c.`` jti):
     what a row would say comes from its claims, plus one primary-key lookup in the
-    deny-list."""
+    deny-list. ``connection``: where to read (the session's by default)."""
+    connection = connection if connection is not None else db.session.connection()
     jti = claims.get("jti")
     if not isinstance(jti, str):
         return None
@@ -402,12 +414,11 @@ def access_state(claims: dict) -> AccessState | None:
         client_id = claims.get("client_id")
         if not isinstance(client_id, str) or claims.get("sub") != client_id:
             return None
-        revoked = db.session.execute(
-            select(RevokedJti.expires_at).where(RevokedJti.jti == jti)).first()
+        revoked = connection.execute(_revoked_select(), {"jti": jti}).first()
         return AccessState(jti, client_id, None, str(claims.get("scope", "")), claims.get("iat"),
                            claims["exp"], active=revoked is None)
-    # Core on the session's connection: its transaction, without the ORM layer.
-    row = db.session.connection().execute(_access_select(), {"jti": jti}).first()
+    # Core, without the ORM layer.
+    row = connection.execute(_access_select(), {"jti": jti}).first()
     if row is None:
         return None
     alive = row.grant_id is None or (row.grant_found is not None
@@ -425,13 +436,13 @@ def access_state(claims: dict) -> AccessState | None:
                        sub=row.sub, org=org, user_columns=columns, userinfo_request=requested)
 
 
-def active_access_token(keystore, issuer: str,
-                        access_token: str) -> tuple[dict, AccessState] | None:
+def active_access_token(keystore, issuer: str, access_token: str,
+                        connection=None) -> tuple[dict, AccessState] | None:
     """The claims and state of a valid, unrevoked access token, else None."""
     claims = decode_access_token(keystore, issuer, access_token)
     if claims is None:
         return None
-    state = access_state(claims)
+    state = access_state(claims, connection)
     if state is None or not state.active:
         return None
     return claims, state
@@ -523,10 +534,11 @@ def introspect_for_client(keystore, issuer: str, client_id: str, value: str,
     return inactive
 
 
-def introspect_access_token(keystore, issuer: str, client_id: str, value: str) -> dict | None:
+def introspect_access_token(keystore, issuer: str, client_id: str, value: str,
+                            connection=None) -> dict | None:
     """The introspection body of one of our access tokens; None when ``value`` is none."""
     claims = decode_access_token(keystore, issuer, value)
-    state = access_state(claims) if claims is not None else None
+    state = access_state(claims, connection) if claims is not None else None
     if state is None:
         return None
     if state.client_id != client_id or not state.active:
