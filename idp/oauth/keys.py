@@ -39,6 +39,7 @@ MANIFEST = "keys.json"
 RELOAD_CHECK_SECONDS = 2.0
 COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 PLAIN_HEADER = frozenset({"typ", "alg", "kid"})
+VERIFIED_CACHE_SIZE = 4096  # verified tokens remembered per process (about 4 MiB)
 
 
 def _generate(alg: str):
@@ -146,6 +147,11 @@ class KeyStore:
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._checked_at = 0.0
+        # token string -> (header, claims) of tokens verify_es256 accepted, for the key set
+        # they were checked against (a reload empties it). A resource server introspects
+        # the same token on each call it serves: its signature is checked once.
+        self._verified: dict[str, tuple[dict, dict]] = {}
+        self._verified_for: _Loaded | None = None
 
     def _load(self) -> _Loaded:
         signature = _signature(self.keys_dir / MANIFEST)
@@ -218,6 +224,12 @@ class KeyStore:
         Only a positive answer is final: None means "not decided here" (another header,
         an unknown kid, a bad signature, anything odd), and the caller then asks joserfc,
         which refuses or accepts it by its own rules."""
+        loaded = self._current()
+        if self._verified_for is not loaded:
+            self._verified, self._verified_for = {}, loaded
+        hit = self._verified.get(token)
+        if hit is not None:
+            return dict(hit[0]), dict(hit[1])
         if not COMPACT_JWS.fullmatch(token):
             return None
         head, body, signature = token.split(".")
@@ -226,7 +238,7 @@ class KeyStore:
             if not isinstance(header, dict) or header.get("alg") != "ES256" \
                     or not PLAIN_HEADER.issuperset(header):
                 return None
-            key = self._current().es256_public.get(header.get("kid"))
+            key = loaded.es256_public.get(header.get("kid"))
             raw = _unb64(signature)
             if key is None or len(raw) != 64:
                 return None
@@ -236,7 +248,12 @@ class KeyStore:
             claims = json.loads(_unb64(body))
         except (InvalidSignature, ValueError, TypeError, binascii.Error):
             return None
-        return (header, claims) if isinstance(claims, dict) else None
+        if not isinstance(claims, dict):
+            return None
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (header, claims)
+        return dict(header), dict(claims)
 
 
 def _unb64(segment: str) -> bytes:

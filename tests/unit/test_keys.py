@@ -207,3 +207,23 @@ def test_verify_es256_accepts_only_our_plain_valid_tokens(tmp_path):
     ]
     for candidate in refused:
         assert store.verify_es256(candidate) is None, candidate
+
+
+def test_verified_tokens_are_remembered_for_their_key_set_only(tmp_path):
+    """A token's signature is checked once per key set; a reload checks it again, and a
+    changed byte is never served from the memory."""
+    ensure_keys(tmp_path)
+    store = KeyStore(tmp_path)
+    token = store.sign({"sub": "a"}, "ES256", "at+jwt")
+    first = store.verify_es256(token)
+    first[1]["sub"] = "changed by a caller"
+    assert list(store._verified) == [token]
+    assert store.verify_es256(token)[1] == {"sub": "a"}  # a copy, from the memory
+    head, body, signature = token.split(".")
+    assert store.verify_es256(f"{head}.{body}.{signature[:-2]}AA") is None
+    assert list(store._verified) == [token]  # refusals are not remembered
+    before = store._verified
+    rotate_keys(tmp_path, retain_seconds=3600)
+    store._checked_at = 0.0  # as if the reload interval had passed
+    assert store.verify_es256(token) is not None  # the retired key still verifies it
+    assert store._verified is not before and store._verified_for is store._loaded
