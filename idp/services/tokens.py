@@ -235,21 +235,27 @@ _GRANT_COLUMNS = ("id", "user_id", "tenant_id", "scope", "auth_time", "acr", "am
                   "created_at", "revoked_at")
 
 
+def _joined(columns, member_of):
+    """A token's row outer-joined to its grant, its user, and the membership of
+    ``member_of``'s (Token's or Grant's) user_id in its tenant_id, with that tenant."""
+    return (columns.select_from(Token)
+            .outerjoin(Grant, Grant.id == Token.grant_id)
+            .outerjoin(User, User.id == Token.user_id)
+            .outerjoin(Membership, (Membership.user_id == member_of.user_id)
+                       & (Membership.tenant_id == member_of.tenant_id))
+            .outerjoin(Tenant, Tenant.id == Membership.tenant_id))
+
+
 @functools.cache
 def _refresh_select():
-    return (select(Token.id, Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id,
+    return _joined(
+            select(Token.id, Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id,
                    Token.scope, Token.issued_at, Token.refresh_expires_at, Token.rotated_at,
                    Token.revoked_at,
                    *(getattr(Grant, c).label(f"g_{c}") for c in _GRANT_COLUMNS),
                    User.sub.label("user_sub"), User.active.label("user_active"),
-                   Tenant.slug, Membership.role)
-            .select_from(Token)
-            .outerjoin(Grant, Grant.id == Token.grant_id)
-            .outerjoin(User, User.id == Token.user_id)
-            .outerjoin(Membership, (Membership.user_id == Grant.user_id)
-                       & (Membership.tenant_id == Grant.tenant_id))
-            .outerjoin(Tenant, Tenant.id == Membership.tenant_id)
-            .where(Token.refresh_hash == bindparam("refresh_hash")))
+                   Tenant.slug, Membership.role),
+            Grant).where(Token.refresh_hash == bindparam("refresh_hash"))
 
 
 def refresh_state(refresh_token: str) -> RefreshState | None:
@@ -379,18 +385,13 @@ def _revoked_select():
 @functools.cache
 def _access_select():
     """Built once: composing this statement costs more than running it."""
-    return (select(Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id, Token.scope,
+    return _joined(
+            select(Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id, Token.scope,
                    Token.issued_at, Token.access_expires_at, Token.revoked_at,
                    Grant.id.label("grant_found"), Grant.revoked_at.label("grant_revoked_at"),
                    Grant.claims.label("grant_claims"), User.active.label("user_active"),
-                   *(getattr(User, c) for c in _USER_COLUMNS), Tenant.slug, Membership.role)
-            .select_from(Token)
-            .outerjoin(Grant, Grant.id == Token.grant_id)
-            .outerjoin(User, User.id == Token.user_id)
-            .outerjoin(Membership, (Membership.user_id == Token.user_id)
-                       & (Membership.tenant_id == Token.tenant_id))
-            .outerjoin(Tenant, Tenant.id == Membership.tenant_id)
-            .where(Token.jti == bindparam("jti")))
+                   *(getattr(User, c) for c in _USER_COLUMNS), Tenant.slug, Membership.role),
+            Token).where(Token.jti == bindparam("jti"))
 
 
 def read_connection():
