@@ -81,12 +81,18 @@ def write_report(path: Path, record: dict, limits: Path | None = None) -> None:
                     cells += ["-", "-", "-", f">= {target:.1f}x", "-"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    lines += _flat_section(record)
     rss = record.get("rss_mib", {})
-    lines += ["## Memory after the run (RSS)", ""]
+    workers = record.get("workers", {})
+    lines += ["## Memory after the run (RSS)", "",
+              "Ours: granian's supervisor and its one worker process (the worker holds the app, "
+              "the parsed keys and the client cache); the peer: one node process.", ""]
     for who, pids in rss.items():
-        lines.append(f"- {who}: " + ", ".join(f"pid {pid} {mib:.0f} MiB"
-                                               for pid, mib in pids.items()))
+        lines.append(f"- {who}: " + ", ".join(
+            f"{'worker' if int(pid) in workers.get(who, []) else 'process'} {pid} {mib:.0f} MiB"
+            for pid, mib in pids.items()))
     lines.append("")
+    lines += _profile_section(record)
     if busy or machine["load_before"] > 1.0:
         lines += ["**The machine was loaded**: the server got less than a core in some "
                   "scenarios (other processes, the PostgreSQL server among them, shared the "
@@ -96,3 +102,55 @@ def write_report(path: Path, record: dict, limits: Path | None = None) -> None:
     if limits is not None and limits.exists():
         lines += [limits.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))
+
+
+def _per_cpu(result: dict) -> float:
+    cores = result.get("server_cpu_cores") or 0
+    return result["rps"] / cores if cores else 0.0
+
+
+def _flat_section(record: dict) -> list[str]:
+    """The flat-cost pair: the same scenarios at two sizes of the instance."""
+    lines: list[str] = []
+    tolerance = record.get("flat_tolerance", 0.1)
+    for data in record["backends"].values():
+        flat = data.get("flat") or {}
+        if not flat.get("rows"):
+            continue
+        if not lines:
+            lines += ["## Cost flat with size", "",
+                      f"The same scenarios on the instance above ({flat['small_users']:,} users), "
+                      f"then after bulk-seeding it to {flat['large_users']:,} users and "
+                      f"{flat['large_tokens']:,} stored refresh tokens (bench/seed_bulk.py: COPY "
+                      "on PostgreSQL, executemany on SQLite). Target: within "
+                      f"{tolerance:.0%} of each other. The comparison is per CPU-second of the "
+                      "server (requests / server CPU): on a shared machine the two windows "
+                      "rarely get the same share of a core.", ""]
+        lines += [f"### {data['database']} (seeded in {flat['seed_s']:.0f} s)", "",
+                  "| Scenario | small req/s | large req/s | small per CPU-s | large per CPU-s "
+                  "| large / small | within? |", "|---|---:|---:|---:|---:|---:|---|"]
+        for name, pair in flat["rows"].items():
+            small, large = (_per_cpu(pair["small"]), _per_cpu(pair["large"]))
+            ratio = large / small if small else 0
+            lines.append(f"| {record['scenarios'][name][0]} | {_n(pair['small']['rps'])} | "
+                         f"{_n(pair['large']['rps'])} | {_n(small)} | {_n(large)} | "
+                         f"{ratio:.2f} | {'yes' if abs(ratio - 1) <= tolerance else 'no'} |")
+        lines.append("")
+    return lines
+
+
+def _profile_section(record: dict) -> list[str]:
+    """bench/profile_token.py's figures: where the token endpoint's CPU goes."""
+    lines: list[str] = []
+    for backend, profile in (record.get("profile") or {}).items():
+        lines += [f"## Profile of the token endpoint ({backend}, in-process, cProfile)", "",
+                  "The WSGI app called directly (no HTTP server, no network), so these are the "
+                  "application's own costs; cProfile slows Python code more than C code, so "
+                  "the shares are indicative.", ""]
+        for name, result in profile["scenarios"].items():
+            lines += [f"- **{name}**: {result['cpu_us_per_request']:,.0f} us of CPU per "
+                      f"request unprofiled ({result['rps_per_cpu_second']:,.0f} per CPU-second); "
+                      "by library: " + ", ".join(f"{group} {share:.0%}"
+                                                  for group, share in result["groups"][:7])]
+        lines.append("")
+    return lines

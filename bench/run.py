@@ -69,6 +69,12 @@ TARGETS = {"discovery": ("discovery", 1.0), "jwks": ("jwks", 1.0),
            "introspection": ("introspection", 0.8), "userinfo": ("introspection", 0.8),
            "refresh": ("client_credentials", 0.3)}
 LOGIN_TARGET = 0.9
+# The flat-cost pair: these scenarios at SMALL_USERS users, then again at --scale-users
+# users and --scale-tokens stored refresh tokens; within FLAT_TOLERANCE of each other.
+FLAT_SCENARIOS = ("client_credentials", "refresh", "login")
+SMALL_USERS = 1_000
+FLAT_TOLERANCE = 0.10
+REFRESH_RATE_CAP = 3000  # refresh tokens minted per second of window
 READY_TIMEOUT = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
@@ -91,6 +97,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="comma-separated subset of: " + ", ".join(SCENARIOS))
     parser.add_argument("--no-peer", action="store_true", help="skip node oidc-provider")
+    parser.add_argument("--scale-users", type=int,
+                        default=int(os.environ.get("IDP_BENCH_SCALE_USERS", 100_000)),
+                        help="users for the flat-cost scenario (default %(default)s)")
+    parser.add_argument("--scale-tokens", type=int,
+                        default=int(os.environ.get("IDP_BENCH_SCALE_TOKENS", 1_000_000)),
+                        help="stored refresh tokens for the flat-cost scenario; 0 skips it "
+                             "(default %(default)s)")
+    parser.add_argument("--no-profile", dest="profile", action="store_false",
+                        help="skip the in-process profile of the token endpoint")
     parser.add_argument("--output", default=None,
                         help="report path (default: docs/performance.md, written only by a "
                              "complete run: every scenario, with the peer)")
@@ -342,68 +357,105 @@ def token_post(port: int, path: str, creds: dict, body: dict) -> dict:
 # --- one backend -----------------------------------------------------------------------------
 
 
+def mint_refresh_tokens(env: dict, tmp: Path, refresh_token: str, args, tag: str) -> dict:
+    """Refresh tokens for the warm-up and the window, each used once; enough for the
+    window at up to REFRESH_RATE_CAP requests per second."""
+    tokens = {}
+    for phase, seconds in (("warm", args.warmup), ("run", args.duration)):
+        count = int(REFRESH_RATE_CAP * max(1.0, seconds)) + 200
+        path = tmp / f"refresh-{tag}-{phase}.txt"
+        run(env, "python", str(BENCH / "seed_refresh.py"), refresh_token, str(count), str(path))
+        tokens[phase] = str(path)
+    return tokens
+
+
+class OurScenarios:
+    """How each scenario drives our server (one instance, one running worker)."""
+
+    def __init__(self, server: Process, args, creds: dict, flow: dict):
+        self.server, self.args, self.creds, self.flow = server, args, creds, flow
+        self.auth = basic_auth(creds["client_id"], creds["client_secret"])
+        self.tokens: dict = {}
+        self.login: tuple[str, str] | None = None
+
+    def measure(self, name: str) -> dict:
+        server, args, auth = self.server, self.args, self.auth
+        if name in ("discovery", "jwks"):
+            return measure(server, SCENARIOS[name][1].split()[1], args)
+        if name == "client_credentials":
+            return measure(server, "/oauth/token", args, "post.lua", {
+                "BENCH_BODY": "grant_type=client_credentials", "BENCH_AUTH": auth})
+        if name == "introspection":
+            return measure(server, "/oauth/introspect", args, "post.lua", {
+                "BENCH_BODY": urlencode({"token": self.flow["access_token"]}),
+                "BENCH_AUTH": auth})
+        if name == "userinfo":
+            return measure(server, "/oauth/userinfo", args, "bearer.lua",
+                           {"BENCH_AUTH": f"Bearer {self.flow['access_token']}"})
+        if name == "refresh":
+            return measure(server, "/oauth/token", args, "refresh.lua",
+                           {"BENCH_TOKENS": self.tokens["run"], "BENCH_AUTH": auth},
+                           {"BENCH_TOKENS": self.tokens["warm"], "BENCH_AUTH": auth})
+        if name == "login":
+            return self._login()
+        raise BenchError(f"unknown scenario {name}")
+
+    def _login(self) -> dict:
+        port, creds = self.server.port, self.creds
+        if self.login is None:
+            self.login = login_form(port)
+        cookie, csrf = self.login
+        body = urlencode({"email": creds["email"], "password": creds["password"],
+                          "csrf_token": csrf})
+        for _ in range(2):  # the same form twice: both must sign in (303 onwards)
+            answer = Connection(port).request("POST", "/login", {
+                "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+                body.encode())
+            if answer.status != 303 or (answer.header("location") or "").startswith("/login"):
+                raise BenchError(f"login POST: {answer.describe()} {answer.header('location')!r}")
+        ours = measure(self.server, "/login", self.args, "post.lua",
+                       {"BENCH_BODY": body, "BENCH_COOKIE": cookie})
+        ours["argon2_per_s"] = argon2_rate()
+        return ours
+
+
 def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
-             peer_creds: dict, results: dict) -> dict:
+             peer_creds: dict, results: dict) -> tuple[dict, dict]:
     port = int(env["IDP_PORT"])
     creds = prepare_instance(env)
+    if args.scale_tokens:  # the small size of the flat-cost pair: 1k users
+        run(env, "python", str(BENCH / "seed_bulk.py"), creds["client_id"],
+            str(SMALL_USERS), "0")
     server = Process("idp serve", [*IDP, "serve", "--workers", "1", "--host", "127.0.0.1",
                                    "--port", str(port)], env, ROOT, tmp / f"idp-{backend}.log",
                      port, "/readyz")
     log(f"{backend}: starting `idp serve --workers 1` on 127.0.0.1:{port}")
     server.start()
-    auth = basic_auth(creds["client_id"], creds["client_secret"])
-    rows = {}
+    rows, flat = {}, {}
     try:
         flow = code_flow(port, creds)
-        user_token = flow["access_token"]
-        tokens = {}
+        ours_of = OurScenarios(server, args, creds, flow)
         if "refresh" in args.scenarios:
-            # Enough for the warm-up and the window at up to 1,200/s; each used once.
-            for phase, seconds in (("warm", args.warmup), ("run", args.duration)):
-                count = int(1200 * max(1, round(seconds))) + 200
-                path = tmp / f"refresh-{backend}-{phase}.txt"
-                run(env, "python", str(BENCH / "seed_refresh.py"), flow["refresh_token"],
-                    str(count), str(path))
-                tokens[phase] = str(path)
+            ours_of.tokens = mint_refresh_tokens(env, tmp, flow["refresh_token"], args, backend)
         for name in args.scenarios:
-            ours: dict
-            if name in ("discovery", "jwks"):
-                ours = measure(server, SCENARIOS[name][1].split()[1], args)
-            elif name == "client_credentials":
-                ours = measure(server, "/oauth/token", args, "post.lua", {
-                    "BENCH_BODY": "grant_type=client_credentials", "BENCH_AUTH": auth})
-            elif name == "introspection":
-                ours = measure(server, "/oauth/introspect", args, "post.lua", {
-                    "BENCH_BODY": urlencode({"token": user_token}), "BENCH_AUTH": auth})
-            elif name == "userinfo":
-                ours = measure(server, "/oauth/userinfo", args, "bearer.lua",
-                               {"BENCH_AUTH": f"Bearer {user_token}"})
-            elif name == "refresh":
-                ours = measure(server, "/oauth/token", args, "refresh.lua",
-                               {"BENCH_TOKENS": tokens["run"], "BENCH_AUTH": auth},
-                               {"BENCH_TOKENS": tokens["warm"], "BENCH_AUTH": auth})
-            elif name == "login":
-                cookie, csrf = login_form(port)
-                body = urlencode({"email": creds["email"], "password": creds["password"],
-                                  "csrf_token": csrf})
-                for _ in range(2):  # the same form twice: both must sign in (303 onwards)
-                    answer = Connection(port).request("POST", "/login", {
-                        "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
-                        body.encode())
-                    if answer.status != 303 or (answer.header("location") or "").startswith(
-                            "/login"):
-                        raise BenchError(f"login POST: {answer.describe()} "
-                                         f"{answer.header('location')!r}")
-                ours = measure(server, "/login", args, "post.lua",
-                               {"BENCH_BODY": body, "BENCH_COOKIE": cookie})
-                ours["argon2_per_s"] = argon2_rate()
-            row = {"scenario": name, "ours": ours}
+            row = {"scenario": name, "ours": ours_of.measure(name)}
             if peer is not None and backend == "sqlite" and name in PEER_PATHS:
                 row["peer"] = measure_peer(name, peer, peer_creds, args)
                 results.setdefault("peer", {})[name] = row["peer"]
             rows[name] = row
             log(describe(backend, row))
+        if args.scale_tokens:
+            flat = measure_flat(backend, env, tmp, args, creds, flow, ours_of, rows)
         results["rss_mib"][backend] = server.rss()
+        results.setdefault("workers", {})[backend] = descendants(server.proc.pid)
+        if args.profile and backend == "sqlite":
+            creds_file = tmp / f"creds-{backend}.json"
+            creds_file.write_text(json.dumps(creds))
+            out = tmp / f"profile-{backend}.json"
+            log(f"{backend}: profiling the token endpoint in-process (cProfile)")
+            run(env, "python", str(BENCH / "profile_token.py"), "--creds", str(creds_file),
+                "--seconds", "2", "--requests", "400", "--json", str(out))
+            results.setdefault("profile", {})[backend] = json.loads(out.read_text())
         errors = [line for line in server.log_tail(400).splitlines()
                   if "Traceback" in line or " 500 " in line]
         if errors:
@@ -411,7 +463,33 @@ def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
                 f"{server.log_tail(40)}")
     finally:
         server.stop()
-    return rows
+    return rows, flat
+
+
+def measure_flat(backend: str, env: dict, tmp: Path, args, creds: dict, flow: dict,
+                 ours_of: OurScenarios, rows: dict) -> dict:
+    """The same scenarios again once the instance holds many users and refresh tokens."""
+    log(f"{backend}: seeding {args.scale_users:,} users and {args.scale_tokens:,} refresh "
+        "tokens (bulk)")
+    started = time.monotonic()
+    out = run(env, "python", str(BENCH / "seed_bulk.py"), creds["client_id"],
+              str(args.scale_users), str(args.scale_tokens), timeout=600)
+    seeded = time.monotonic() - started
+    log(f"{backend}: {out.strip()}")
+    flat = {"seed_s": seeded, "small_users": SMALL_USERS, "large_users": args.scale_users,
+            "large_tokens": args.scale_tokens, "rows": {}}
+    for name in FLAT_SCENARIOS:
+        if name not in rows:
+            continue
+        if name == "refresh":
+            ours_of.tokens = mint_refresh_tokens(env, tmp, flow["refresh_token"], args,
+                                                 f"{backend}-large")
+        large = ours_of.measure(name)
+        flat["rows"][name] = {"small": rows[name]["ours"], "large": large}
+        small = rows[name]["ours"]
+        log(f"{backend:10} {name:18} small {small['rps']:8.0f}/s large {large['rps']:8.0f}/s "
+            f"cpu {large['server_cpu_cores']:.2f} errors {large['errors']}")
+    return flat
 
 
 def measure_peer(name: str, peer: Process, creds: dict, args) -> dict:
@@ -510,9 +588,8 @@ def main() -> int:
                 "IDP_LOGIN_IP_LIMIT": "1000000000",
             })
             database = reset_postgres(url) if url else f"SQLite {sqlite3.sqlite_version} (WAL)"
-            results["backends"][backend] = {
-                "database": database,
-                "rows": run_ours(backend, env, args, tmp, peer, peer_creds, results)}
+            rows, flat = run_ours(backend, env, args, tmp, peer, peer_creds, results)
+            results["backends"][backend] = {"database": database, "rows": rows, "flat": flat}
         if peer is not None:
             results["rss_mib"]["peer"] = peer.rss()
     except BenchError as exc:
@@ -528,6 +605,7 @@ def main() -> int:
                        "connections": args.connections},
               "machine": machine_info(), "runtime_s": time.monotonic() - started,
               "scenarios": SCENARIOS, "targets": TARGETS, "login_target": LOGIN_TARGET,
+              "flat_tolerance": FLAT_TOLERANCE,
               **results}
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

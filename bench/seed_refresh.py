@@ -29,19 +29,16 @@ def main() -> None:
         grant = row.grant
         columns = [c.key for c in Grant.__table__.columns if c.key not in ("id", "code_hash")]
         now = int(time.time())
-        tokens = []
-        for _ in range(count):
-            clone = Grant(**{c: getattr(grant, c) for c in columns})
-            db.session.add(clone)
-            db.session.flush()
-            value = secrets.token_urlsafe(32)
-            db.session.add(Token(jti=secrets.token_urlsafe(16), client_id=row.client_id,
-                                 user_id=row.user_id, tenant_id=row.tenant_id,
-                                 grant_id=clone.id, scope=row.scope, issued_at=now,
-                                 access_expires_at=row.access_expires_at,
-                                 refresh_hash=digest(value),
-                                 refresh_expires_at=row.refresh_expires_at))
-            tokens.append(value)
+        clones = [Grant(**{c: getattr(grant, c) for c in columns}) for _ in range(count)]
+        db.session.add_all(clones)
+        db.session.flush()  # one batched INSERT ... RETURNING for the ids
+        tokens = [secrets.token_urlsafe(32) for _ in range(count)]
+        db.session.add_all([
+            Token(jti=secrets.token_urlsafe(16), client_id=row.client_id, user_id=row.user_id,
+                  tenant_id=row.tenant_id, grant_id=clone.id, scope=row.scope, issued_at=now,
+                  access_expires_at=row.access_expires_at, refresh_hash=digest(value),
+                  refresh_expires_at=row.refresh_expires_at)
+            for clone, value in zip(clones, tokens, strict=True)])
         db.session.commit()
     with open(outfile, "w") as out:
         out.write("\n".join(tokens) + "\n")

@@ -135,6 +135,7 @@ def init_app(app: Flask) -> None:
         g.metrics = registry
 
     ready = threading.Event()  # set once: a ready process stays ready
+    app.extensions["idp_ready"] = ready  # the lean machine paths wait for it too
 
     @app.before_request
     def _refuse_until_ready():

@@ -142,5 +142,8 @@ class MachineSessions(SessionInterface):
 
 
 def init_app(app: Flask) -> None:
+    from idp.oauth import lean
+
     app.session_interface = MachineSessions(app.session_interface)
+    lean.init_app(app)  # token, introspection, userinfo answered before Flask when they succeed
     app.wsgi_app = ConstantDocuments(app, app.wsgi_app)

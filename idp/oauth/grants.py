@@ -21,7 +21,7 @@ from idp.extensions import db
 from idp.models import Grant, Token, User
 from idp.models.oauth import digest
 from idp.oauth.claims import user_claims
-from idp.services import memberships, tokens
+from idp.services import tokens
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -42,7 +42,7 @@ class AuthorizedSubject:
         return self.user.id
 
 
-def _token_settings() -> tokens.TokenSettings:
+def token_settings() -> tokens.TokenSettings:
     config = current_app.config
     return tokens.TokenSettings(config["IDP_ISSUER"], config["IDP_ACCESS_TOKEN_TTL"],
                                 config["IDP_REFRESH_IDLE_TTL"], config["IDP_REFRESH_ABSOLUTE_TTL"])
@@ -58,7 +58,7 @@ class IssuesTokens:
         if grant is None and request.refresh_token is not None:
             grant = request.refresh_token.grant
         response, row = tokens.issue(
-            current_app.extensions["idp_keys"], _token_settings(), client=request.client,
+            current_app.extensions["idp_keys"], token_settings(), client=request.client,
             scope=scope or "", user=user, grant=grant,
             include_refresh_token=include_refresh_token)
         request.token_row = row
@@ -131,20 +131,19 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        row = tokens.find_refresh_token(refresh_token)
-        if row is None:
+        state = tokens.refresh_state(refresh_token)
+        if state is None:
             return None
-        if row.rotated_at is not None and row.grant_id is not None:
+        if state.rotated_at is not None and state.grant_id is not None:
             # Replay of a rotated token: theft or a bug; the whole family dies.
-            tokens.revoke_grant(row.grant_id)
+            tokens.revoke_grant(state.grant_id)
             db.session.commit()
             return None
-        if not tokens.refresh_token_active(row):
+        if not tokens.refresh_grant_valid(state):
             return None
-        if not memberships.binding_valid(row.user_id, row.tenant_id):
-            return None  # the membership ended or the tenant was disabled: invalid_grant
+        row = db.session.get(Token, state.id)
         # A disabled user's refresh token is invalid_grant, not Authlib's invalid_request.
-        return row if self.authenticate_user(row) is not None else None
+        return row if row is not None and self.authenticate_user(row) is not None else None
 
     def authenticate_user(self, row: Token) -> User | None:
         # Asked twice per request (above, then by Authlib): load the user once.

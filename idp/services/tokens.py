@@ -13,13 +13,14 @@ row would say is read back from its claims; revoking one puts its jti in
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from idp.extensions import db
@@ -66,24 +67,31 @@ def org_claims(org: OrgContext | None) -> dict:
             "org_role": org.role}
 
 
+# ``issue(org=...)`` default: look the user's membership up.
+LOOK_UP = object()
+
+
 def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
-          user: User | None = None, grant: Grant | None = None,
-          include_refresh_token: bool = False) -> tuple[dict, Token]:
+          user: User | Subject | None = None, grant: Grant | GrantFacts | None = None,
+          include_refresh_token: bool = False, org=LOOK_UP) -> tuple[dict, Token]:
     """Build the token response and its (unsaved) row. The caller adds and commits, except
-    for a client's own token (no user, no grant), whose row is never stored (``stored``)."""
+    for a client's own token (no user, no grant), whose row is never stored (``stored``).
+    ``org``: the grant's org context when the caller already read it."""
+    response, values = issue_values(keystore, settings, client=client, scope=scope, user=user,
+                                    grant=grant, include_refresh_token=include_refresh_token,
+                                    org=org)
+    return response, Token(**values)
+
+
+def issue_values(keystore, settings: TokenSettings, *, client: Client, scope: str,
+                 user: User | Subject | None = None, grant: Grant | GrantFacts | None = None,
+                 include_refresh_token: bool = False, org=LOOK_UP) -> tuple[dict, dict]:
+    """``issue`` with the row as column values (an INSERT's parameters)."""
     now = int(time.time())
     stateless = user is None and grant is None
     jti = (STATELESS_JTI_PREFIX if stateless else "") + secrets.token_urlsafe(16)
-    claims = {
-        "iss": settings.issuer,
-        "sub": user.sub if user else client.client_id,
-        "aud": client.client_id,
-        "client_id": client.client_id,
-        "iat": now,
-        "exp": now + settings.access_ttl,
-        "jti": jti,
-        "scope": scope,
-    }
+    claims = _access_claims(settings, client.client_id, user.sub if user else client.client_id,
+                            jti, now, scope)
     tenant_id = grant.tenant_id if grant else client.tenant_id
     if grant is not None:
         claims["auth_time"] = grant.auth_time
@@ -93,20 +101,42 @@ def issue(keystore, settings: TokenSettings, *, client: Client, scope: str,
             claims["amr"] = grant.amr
         if grant.sid:
             claims["sid"] = grant.sid
-        claims.update(org_claims(org_context(grant.user_id, grant.tenant_id)))
+        if org is LOOK_UP:
+            org = org_context(grant.user_id, grant.tenant_id)
+        claims.update(org_claims(org))
     access_token = keystore.sign(claims, "ES256", ACCESS_TOKEN_TYP)
-    row = Token(jti=jti, client_id=client.client_id, user_id=user.id if user else None,
-                tenant_id=tenant_id, grant_id=grant.id if grant else None, scope=scope,
-                issued_at=now, access_expires_at=now + settings.access_ttl)
-    response = {"access_token": access_token, "token_type": "Bearer",
-                "expires_in": settings.access_ttl, "scope": scope}
+    values = {"jti": jti, "client_id": client.client_id, "user_id": user.id if user else None,
+              "tenant_id": tenant_id, "grant_id": grant.id if grant else None, "scope": scope,
+              "issued_at": now, "access_expires_at": now + settings.access_ttl,
+              "refresh_hash": None, "refresh_expires_at": None}
+    response = _token_response(access_token, settings, scope)
     if include_refresh_token and user is not None and grant is not None:
         refresh_token = secrets.token_urlsafe(32)
-        row.refresh_hash = digest(refresh_token)
-        row.refresh_expires_at = min(now + settings.refresh_idle_ttl,
-                                     grant.created_at + settings.refresh_absolute_ttl)
+        values["refresh_hash"] = digest(refresh_token)
+        values["refresh_expires_at"] = min(now + settings.refresh_idle_ttl,
+                                           grant.created_at + settings.refresh_absolute_ttl)
         response["refresh_token"] = refresh_token
-    return response, row
+    return response, values
+
+
+def _access_claims(settings: TokenSettings, client_id: str, sub: str, jti: str, now: int,
+                   scope: str) -> dict:
+    return {"iss": settings.issuer, "sub": sub, "aud": client_id, "client_id": client_id,
+            "iat": now, "exp": now + settings.access_ttl, "jti": jti, "scope": scope}
+
+
+def _token_response(access_token: str, settings: TokenSettings, scope: str) -> dict:
+    return {"access_token": access_token, "token_type": "Bearer",
+            "expires_in": settings.access_ttl, "scope": scope}
+
+
+def issue_client_token(keystore, settings: TokenSettings, *, client: Client, scope: str) -> dict:
+    """A client's own token (client_credentials): the same answer as ``issue`` gives for no
+    user and no grant, without building the row that is never stored."""
+    jti = STATELESS_JTI_PREFIX + secrets.token_urlsafe(16)
+    claims = _access_claims(settings, client.client_id, client.client_id, jti, int(time.time()),
+                            scope)
+    return _token_response(keystore.sign(claims, "ES256", ACCESS_TOKEN_TYP), settings, scope)
 
 
 def stored(row: Token) -> bool:
@@ -163,54 +193,271 @@ def find_refresh_token(refresh_token: str) -> Token | None:
                              .where(Token.refresh_hash == digest(refresh_token)))
 
 
-def grant_alive(token: Token) -> bool:
-    return token.grant_id is None or token.grant.revoked_at is None
+@dataclass(frozen=True)
+class GrantFacts:
+    """What issuing a token needs of its grant (the columns ``issue`` reads)."""
+
+    id: int
+    user_id: int
+    tenant_id: int | None
+    scope: str
+    auth_time: int
+    acr: str | None
+    amr: list
+    sid: str | None
+    created_at: int
+    revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class RefreshState:
+    """A refresh token, its grant, its user and the user's membership, in one SELECT."""
+
+    id: int
+    client_id: str
+    user_id: int | None
+    tenant_id: int | None
+    grant_id: int | None
+    scope: str
+    issued_at: int
+    refresh_expires_at: int | None
+    rotated_at: int | None
+    revoked_at: int | None
+    grant: GrantFacts | None
+    user_sub: str | None
+    user_active: bool
+    org: OrgContext | None  # the grant's user's membership in the grant's tenant, if any
+    tenant_active: bool = True
+
+    def requestable_scope(self) -> str:
+        """What a refresh may ask for: the grant's scope (``Token.get_scope``)."""
+        return self.grant.scope if self.grant_id is not None and self.grant else self.scope
+
+
+_GRANT_COLUMNS = ("id", "user_id", "tenant_id", "scope", "auth_time", "acr", "amr", "sid",
+                  "created_at", "revoked_at")
+
+
+def _joined(columns, member_of):
+    """A token's row outer-joined to its grant, its user, and the membership of
+    ``member_of``'s (Token's or Grant's) user_id in its tenant_id, with that tenant."""
+    return (columns.select_from(Token)
+            .outerjoin(Grant, Grant.id == Token.grant_id)
+            .outerjoin(User, User.id == Token.user_id)
+            .outerjoin(Membership, (Membership.user_id == member_of.user_id)
+                       & (Membership.tenant_id == member_of.tenant_id))
+            .outerjoin(Tenant, Tenant.id == Membership.tenant_id))
+
+
+@functools.cache
+def _refresh_select():
+    return _joined(
+            select(Token.id, Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id,
+                   Token.scope, Token.issued_at, Token.refresh_expires_at, Token.rotated_at,
+                   Token.revoked_at,
+                   *(getattr(Grant, c).label(f"g_{c}") for c in _GRANT_COLUMNS),
+                   User.sub.label("user_sub"), User.active.label("user_active"),
+                   Tenant.slug, Membership.role, Tenant.name,
+                   Tenant.active.label("tenant_active")),
+            Grant).where(Token.refresh_hash == bindparam("refresh_hash"))
+
+
+def refresh_state(refresh_token: str) -> RefreshState | None:
+    """The refresh token with this value, by its hash (unique index), or None."""
+    if not isinstance(refresh_token, str) or len(refresh_token) > 256:
+        return None
+    row = db.session.connection().execute(
+        _refresh_select(), {"refresh_hash": digest(refresh_token)}).first()
+    if row is None:
+        return None
+    grant = (GrantFacts(**{c: getattr(row, f"g_{c}") for c in _GRANT_COLUMNS})
+             if row.g_id is not None else None)
+    org = (OrgContext(grant.tenant_id, row.slug, row.role, row.name)
+           if grant is not None and grant.tenant_id is not None and row.role is not None
+           and row.slug is not None else None)
+    return RefreshState(row.id, row.client_id, row.user_id, row.tenant_id, row.grant_id,
+                        row.scope, row.issued_at, row.refresh_expires_at, row.rotated_at,
+                        row.revoked_at, grant, row.user_sub, bool(row.user_active), org,
+                        row.tenant_active is not False)
+
+
+def refresh_grant_valid(state: RefreshState) -> bool:
+    """Whether this refresh token may still be exchanged: the one place that says so (the
+    token endpoint's both paths and introspection ask it). The token is neither revoked
+    nor rotated nor expired, its grant is alive, its user still active, and, bound to a
+    tenant, the user still a member of that tenant and the tenant active (a removed
+    membership or a disabled tenant: invalid_grant)."""
+    now = int(time.time())
+    grant_alive = state.grant_id is None or (state.grant is not None
+                                             and state.grant.revoked_at is None)
+    tenant_id = state.grant.tenant_id if state.grant is not None else state.tenant_id
+    bound_ok = state.user_id is None or tenant_id is None or (
+        state.org is not None and state.tenant_active)
+    return (state.revoked_at is None and state.rotated_at is None and grant_alive
+            and state.refresh_expires_at is not None and state.refresh_expires_at > now
+            and (state.user_id is None or state.user_active) and bound_ok)
+
+
+def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState, client: Client,
+                         scope: str) -> dict | None:
+    """The refresh grant's writes, for a token ``refresh_grant_valid`` accepted: claim the
+    old token (a conditional UPDATE: of two concurrent uses one wins) and store its
+    successor. Returns the token response, or None when another request claimed the old
+    token first (the caller rolls back). The caller commits."""
+    if state.grant is None or state.user_id is None or state.user_sub is None:
+        return None
+    connection = db.session.connection()
+    claim, store = _rotation_statements()
+    if connection.execute(claim, {"old_id": state.id, "now": int(time.time())}).rowcount != 1:
+        return None
+    response, values = issue_values(keystore, settings, client=client, scope=scope,
+                                    user=Subject(state.user_id, state.user_sub),
+                                    grant=state.grant, include_refresh_token=True, org=state.org)
+    connection.execute(store, values)
+    return response
+
+
+@functools.cache
+def _rotation_statements():
+    """The UPDATE that claims a refresh token and the INSERT of its successor, built once."""
+    table = Token.__table__
+    claim = (update(table).where(table.c.id == bindparam("old_id"), table.c.rotated_at.is_(None))
+             .values(rotated_at=bindparam("now")))
+    return claim, insert(table)
 
 
 def decode_access_token(keystore, issuer: str, access_token: str) -> dict | None:
     """Verify signature, type, issuer and expiry of one of our access tokens."""
     if not isinstance(access_token, str) or len(access_token) > 8192 or access_token.count(".") != 2:
         return None
-    try:
-        token = jwt.decode(access_token, keystore.verification_keys(), algorithms=["ES256"])
-    except (JoseError, ValueError, TypeError):
+    verified = keystore.verify_es256(access_token)  # the parsed key; None: joserfc decides
+    if verified is None:
+        try:
+            token = jwt.decode(access_token, keystore.verification_keys(), algorithms=["ES256"])
+        except (JoseError, ValueError, TypeError):
+            return None
+        verified = token.header, token.claims
+    header, claims = verified
+    if header.get("typ") != ACCESS_TOKEN_TYP:
         return None
-    if token.header.get("typ") != ACCESS_TOKEN_TYP:
-        return None
-    claims = token.claims
     now = int(time.time())
     if claims.get("iss") != issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
         return None
     return claims
 
 
-def active_access_token(keystore, issuer: str, access_token: str) -> tuple[dict, Token] | None:
-    """The claims and row of a valid, unrevoked access token, else None."""
+@dataclass(frozen=True)
+class AccessState:
+    """The stored side of a verified access token: what introspection and userinfo need,
+    read in one indexed statement (``access_state``)."""
+
+    jti: str
+    client_id: str
+    user_id: int | None
+    scope: str
+    issued_at: int | None
+    expires_at: int
+    active: bool  # not revoked, its grant alive, its user active
+    sub: str | None = None
+    org: OrgContext | None = None
+    user_columns: dict | None = None  # the user's claim columns, for userinfo
+    userinfo_request: dict | None = None
+
+
+_USER_COLUMNS = ("sub", "email", "email_verified", "given_name", "family_name", "locale",
+                 "updated_at", "phone_number", "phone_number_verified")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A user's columns read together with a token: what ``issue`` and ``user_claims`` read
+    of a user, never a row to save."""
+
+    id: int | None
+    sub: str
+    email: str | None = None
+    email_verified: bool = False
+    given_name: str | None = None
+    family_name: str | None = None
+    locale: str | None = None
+    updated_at: int | None = None
+    phone_number: str | None = None
+    phone_number_verified: bool = False
+
+    name = property(User.name.fget)  # the model's own rule
+
+
+@functools.cache
+def _revoked_select():
+    return select(RevokedJti.expires_at).where(RevokedJti.jti == bindparam("jti"))
+
+
+@functools.cache
+def _access_select():
+    """Built once: composing this statement costs more than running it."""
+    return _joined(
+            select(Token.client_id, Token.user_id, Token.tenant_id, Token.grant_id, Token.scope,
+                   Token.issued_at, Token.access_expires_at, Token.revoked_at,
+                   Grant.id.label("grant_found"), Grant.revoked_at.label("grant_revoked_at"),
+                   Grant.claims.label("grant_claims"), User.active.label("user_active"),
+                   *(getattr(User, c) for c in _USER_COLUMNS), Tenant.slug, Membership.role,
+                   Tenant.name),
+            Token).where(Token.jti == bindparam("jti"))
+
+
+def read_connection():
+    """A connection for a request that only reads: autocommit, so PostgreSQL sees one
+    statement and no BEGIN / ROLLBACK round trips around it (use it in a ``with``)."""
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def access_state(claims: dict, connection=None) -> AccessState | None:
+    """The state of a verified access token, or None when it has no row.
+
+    A user's token: one SELECT of its row by jti (unique index), outer-joined to its grant,
+    its user and the user's membership in its tenant. A client's own token (``c.`` jti):
+    what a row would say comes from its claims, plus one primary-key lookup in the
+    deny-list. ``connection``: where to read (the session's by default)."""
+    connection = connection if connection is not None else db.session.connection()
+    jti = claims.get("jti")
+    if not isinstance(jti, str):
+        return None
+    if jti.startswith(STATELESS_JTI_PREFIX):
+        client_id = claims.get("client_id")
+        if not isinstance(client_id, str) or claims.get("sub") != client_id:
+            return None
+        revoked = connection.execute(_revoked_select(), {"jti": jti}).first()
+        return AccessState(jti, client_id, None, str(claims.get("scope", "")), claims.get("iat"),
+                           claims["exp"], active=revoked is None)
+    # Core, without the ORM layer.
+    row = connection.execute(_access_select(), {"jti": jti}).first()
+    if row is None:
+        return None
+    alive = row.grant_id is None or (row.grant_found is not None
+                                     and row.grant_revoked_at is None)
+    user_ok = row.user_id is None or bool(row.user_active)
+    columns = ({c: getattr(row, c) for c in _USER_COLUMNS}
+               if row.user_id is not None and row.sub is not None else None)
+    org = (OrgContext(row.tenant_id, row.slug, row.role, row.name)
+           if row.user_id is not None and row.tenant_id is not None and row.role is not None
+           and row.slug is not None else None)
+    requested = (row.grant_claims or {}).get("userinfo") if row.grant_id else None
+    return AccessState(jti, row.client_id, row.user_id, row.scope, row.issued_at,
+                       row.access_expires_at,
+                       active=row.revoked_at is None and alive and user_ok,
+                       sub=row.sub, org=org, user_columns=columns, userinfo_request=requested)
+
+
+def active_access_token(keystore, issuer: str, access_token: str,
+                        connection=None) -> tuple[dict, AccessState] | None:
+    """The claims and state of a valid, unrevoked access token, else None."""
     claims = decode_access_token(keystore, issuer, access_token)
     if claims is None:
         return None
-    row = access_row(claims)
-    if row is None or not access_row_active(row):
+    state = access_state(claims, connection)
+    if state is None or not state.active:
         return None
-    return claims, row
-
-
-def access_row_active(row: Token) -> bool:
-    """The stored side of an access token whose signature and expiry were checked."""
-    return row.revoked_at is None and grant_alive(row) and user_active(row.user_id)
-
-
-def user_active(user_id: int | None) -> bool:
-    """A token's user still allowed in (client tokens have none)."""
-    if user_id is None:
-        return True
-    return bool(db.session.scalar(select(User.active).where(User.id == user_id)))
-
-
-def refresh_token_active(row: Token) -> bool:
-    now = int(time.time())
-    return (row.revoked_at is None and row.rotated_at is None and grant_alive(row)
-            and row.refresh_expires_at is not None and row.refresh_expires_at > now)
+    return claims, state
 
 
 def revoke_user_tokens(user_id: int, client_id: str | None = None) -> None:
@@ -229,18 +476,13 @@ def revoke_user_tokens(user_id: int, client_id: str | None = None) -> None:
 # ------------------------------------------------------- userinfo, revocation, introspection
 
 
-def userinfo(claims: dict, row: Token) -> dict | None:
+def userinfo(claims: dict, state: AccessState) -> dict | None:
     """The userinfo body of a valid access token (``active_access_token``'s answer), or None
     when the token does not allow userinfo (no user, or no ``openid`` scope)."""
     scope = claims.get("scope", "")
-    if row.user_id is None or "openid" not in scope.split():
+    if state.user_columns is None or "openid" not in scope.split():
         return None
-    user = db.session.get(User, row.user_id)
-    requested = None
-    if row.grant_id:
-        grant_claims = db.session.scalar(select(Grant.claims).where(Grant.id == row.grant_id))
-        requested = (grant_claims or {}).get("userinfo")
-    body = user_claims(user, scope, requested)
+    body = user_claims(Subject(None, **state.user_columns), scope, state.userinfo_request)
     body.update({k: claims[k] for k in ("org_id", "org_slug", "org_name", "org_role")
                  if k in claims})
     return body
@@ -296,26 +538,47 @@ def revoke_for_client(keystore, issuer: str, client_id: str, value: str,
 def introspect_for_client(keystore, issuer: str, client_id: str, value: str,
                           hint: str | None) -> dict:
     """RFC 7662: the introspection body; a token is visible only to the client it was issued
-    to. Reads only."""
-    row, kind = find_token(keystore, issuer, value, hint)
+    to. Reads only. The hint only orders the search (RFC 7662 2.1)."""
     inactive = {"active": False}
-    if row is None or row.client_id != client_id:
+    if not isinstance(value, str) or not value or len(value) > 8192:
         return inactive
-    if kind == "refresh_token":
-        if not refresh_token_active(row) or not user_active(row.user_id):
-            return inactive
-        exp = row.refresh_expires_at
-    else:
-        # find_token verified the signature and expiry; only the stored side is left.
-        if not access_row_active(row):
-            return inactive
-        exp = row.access_expires_at
-    body = {"active": True, "client_id": row.client_id, "scope": row.scope,
-            "token_type": "Bearer" if kind == "access_token" else "refresh_token",
-            "exp": exp, "iat": row.issued_at, "iss": issuer}
-    if row.user_id is not None:
-        body["sub"] = db.session.scalar(select(User.sub).where(User.id == row.user_id))
-    if kind == "access_token":
-        body["jti"] = row.jti
-    body.update(org_claims(org_context(row.user_id, row.tenant_id)))
+    lookups = ((introspect_access_token, _introspect_refresh_token) if hint == "access_token"
+               else (_introspect_refresh_token, introspect_access_token))
+    for lookup in lookups:
+        body = lookup(keystore, issuer, client_id, value)
+        if body is not None:
+            return body
+    return inactive
+
+
+def introspect_access_token(keystore, issuer: str, client_id: str, value: str,
+                            connection=None) -> dict | None:
+    """The introspection body of one of our access tokens; None when ``value`` is none."""
+    claims = decode_access_token(keystore, issuer, value)
+    state = access_state(claims, connection) if claims is not None else None
+    if state is None:
+        return None
+    if state.client_id != client_id or not state.active:
+        return {"active": False}
+    body = {"active": True, "client_id": state.client_id, "scope": state.scope,
+            "token_type": "Bearer", "exp": state.expires_at, "iat": state.issued_at,
+            "iss": issuer, "jti": state.jti}
+    if state.user_id is not None:
+        body["sub"] = state.sub
+    body.update(org_claims(state.org))
+    return body
+
+
+def _introspect_refresh_token(keystore, issuer: str, client_id: str, value: str) -> dict | None:
+    state = refresh_state(value)
+    if state is None:
+        return None
+    if state.client_id != client_id or not refresh_grant_valid(state):
+        return {"active": False}
+    body = {"active": True, "client_id": state.client_id, "scope": state.scope,
+            "token_type": "refresh_token", "exp": state.refresh_expires_at,
+            "iat": state.issued_at, "iss": issuer}
+    if state.user_id is not None:
+        body["sub"] = state.user_sub
+    body.update(org_claims(org_context(state.user_id, state.tenant_id)))
     return body

@@ -8,7 +8,8 @@ import os
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import ECKey, KeySet
 
 from idp.oauth import keys as keys_module
 from idp.oauth.keys import KeyStore, ensure_keys, rotate_keys
@@ -163,3 +164,66 @@ def test_jwks_has_no_private_material(tmp_path):
     ensure_keys(directory)
     for key in KeyStore(directory).jwks()["keys"]:
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_signed_tokens_verify_with_joserfc_and_tampering_is_refused(tmp_path, alg):
+    """KeyStore.sign signs with cryptography directly: the result is a standard JWS."""
+    ensure_keys(tmp_path)
+    store = KeyStore(tmp_path)
+    claims = {"iss": "https://idp.example.com", "sub": "é-unicode", "n": 1, "l": ["a"]}
+    token = store.sign(claims, alg, "at+jwt")
+    decoded = jwt.decode(token, store.verification_keys(), algorithms=[alg])
+    assert decoded.claims == claims
+    assert decoded.header == {"typ": "at+jwt", "alg": alg, "kid": store.signing_key(alg)[0]}
+    head, body, signature = token.split(".")
+    forged = jwt.encode({"alg": alg}, {**claims, "sub": "x"}, store.signing_key(alg)[1])
+    with pytest.raises(BadSignatureError):
+        jwt.decode(".".join([head, forged.split(".")[1], signature]),
+                   store.verification_keys(), algorithms=[alg])
+
+
+def test_verify_es256_accepts_only_our_plain_valid_tokens(tmp_path):
+    """Its None means "ask joserfc": only a good signature by our key gives claims."""
+    ensure_keys(tmp_path)
+    store = KeyStore(tmp_path)
+    kid, key = store.signing_key("ES256")
+    token = store.sign({"sub": "a"}, "ES256", "at+jwt")
+    assert store.verify_es256(token) == ({"typ": "at+jwt", "alg": "ES256", "kid": kid},
+                                         {"sub": "a"})
+    head, body, signature = token.split(".")
+    other = jwt.encode({"alg": "ES256", "kid": kid}, {"sub": "b"}, key)
+    refused = [
+        f"{head}.{other.split('.')[1]}.{signature}",  # claims swapped under the signature
+        f"{head}.{body}.{signature[:-2]}AA",
+        f"{head}.{body}.{signature}=",  # not the compact alphabet
+        f"{head}.{body}",
+        jwt.encode({"alg": "ES256", "kid": kid, "cty": "x"}, {"sub": "a"}, key),  # header+
+        jwt.encode({"alg": "ES256", "kid": "unknown"}, {"sub": "a"}, key),
+        jwt.encode({"alg": "RS256", "kid": store.signing_key("RS256")[0]}, {"sub": "a"},
+                   store.signing_key("RS256")[1]),
+        jwt.encode({"alg": "ES256", "kid": kid}, {"sub": "a"},
+                   ECKey.generate_key("P-256", private=True)),
+    ]
+    for candidate in refused:
+        assert store.verify_es256(candidate) is None, candidate
+
+
+def test_verified_tokens_are_remembered_for_their_key_set_only(tmp_path):
+    """A token's signature is checked once per key set; a reload checks it again, and a
+    changed byte is never served from the memory."""
+    ensure_keys(tmp_path)
+    store = KeyStore(tmp_path)
+    token = store.sign({"sub": "a"}, "ES256", "at+jwt")
+    first = store.verify_es256(token)
+    first[1]["sub"] = "changed by a caller"
+    assert list(store._verified) == [token]
+    assert store.verify_es256(token)[1] == {"sub": "a"}  # a copy, from the memory
+    head, body, signature = token.split(".")
+    assert store.verify_es256(f"{head}.{body}.{signature[:-2]}AA") is None
+    assert list(store._verified) == [token]  # refusals are not remembered
+    before = store._verified
+    rotate_keys(tmp_path, retain_seconds=3600)
+    store._checked_at = 0.0  # as if the reload interval had passed
+    assert store.verify_es256(token) is not None  # the retired key still verifies it
+    assert store._verified is not before and store._verified_for is store._loaded

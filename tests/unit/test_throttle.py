@@ -94,3 +94,16 @@ def test_a_database_hit_neither_commits_the_callers_work_nor_leaves_with_its_rol
     assert counter.hit("ip:own-tx-2", 3, 300, now=T0).count == 1
     db.session.rollback()
     assert events() == before
+
+
+def test_counters_do_not_wait_for_a_wal_flush_on_postgresql(app, ctx):
+    """Their own transaction only: the caller's commits stay synchronous."""
+    from idp.extensions import db
+    from idp.services.throttle import DatabaseCounter
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (IDP_TEST_DATABASE_URL)")
+    with DatabaseCounter._transaction() as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+    assert db.session.execute(db.text("SHOW synchronous_commit")).scalar() == "on"
+    db.session.rollback()

@@ -1,0 +1,370 @@
+"""The lean machine paths (idp/oauth/lean.py): the hot requests answered before Flask give
+the very answer the views give, and everything else still reaches the views."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from idp.extensions import db
+from idp.models import Client
+from idp.models.oauth import digest
+from idp.oauth import server as server_module
+from tests.http.helpers import decode
+from tests.support import basic_auth
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
+
+@pytest.fixture
+def lean(app):
+    """The middleware, with a count of the requests it handed to Flask."""
+    from idp.observability import readiness_problems
+
+    if not readiness_problems(app):
+        app.extensions["idp_ready"].set()  # as the first request through Flask would
+    middleware = app.extensions["idp_lean"]
+    inner = middleware.wsgi_app
+    passed = []
+
+    def counting(environ, start_response):
+        passed.append(environ["PATH_INFO"])
+        return inner(environ, start_response)
+
+    middleware.wsgi_app = counting
+    middleware.passed = passed
+    yield middleware
+    middleware.wsgi_app = inner
+    middleware.enabled = True
+
+
+def _both(lean, send):
+    """The same request answered by the lean path, then by Flask alone."""
+    lean.passed.clear()
+    first = send()
+    assert lean.passed == [], "the lean path did not answer"
+    lean.enabled = False
+    try:
+        second = send()
+    finally:
+        lean.enabled = True
+    assert lean.passed, "Flask did not answer"
+    return first, second
+
+
+def _same_answer(lean_answer, flask_answer) -> dict:
+    """Same status, same headers in the same order (the CSP nonce and the length aside),
+    same JSON shape and formatting; returns the lean body."""
+    assert lean_answer.status == flask_answer.status == "200 OK"
+
+    def headers(response):
+        return [(k, "nonce" if k == "Content-Security-Policy" else v)
+                for k, v in response.headers.items() if k != "Content-Length"]
+
+    assert headers(lean_answer) == headers(flask_answer)
+    ours, theirs = lean_answer.get_json(), flask_answer.get_json()
+    assert sorted(ours) == sorted(theirs)
+    assert lean_answer.data.endswith(b"\n") == flask_answer.data.endswith(b"\n")
+    assert (b'": ' in lean_answer.data) == (b'": ' in flask_answer.data)
+    return ours
+
+
+def _cc(client, rp, **form):
+    return client.post("/oauth/token", data={"grant_type": "client_credentials", **form},
+                       headers=basic_auth(rp.client_id, rp.client_secret))
+
+
+def test_client_credentials_with_basic(app, client, rp, lean):
+    ours, theirs = _both(lean, lambda: _cc(client, rp, scope="email"))
+    body = _same_answer(ours, theirs)
+    assert {k: v for k, v in body.items() if k != "access_token"} == {
+        "token_type": "Bearer", "expires_in": app.config["IDP_ACCESS_TOKEN_TTL"],
+        "scope": "email"}
+    mine, flasks = (decode(client, r.get_json()["access_token"]) for r in (ours, theirs))
+    assert mine.header == flasks.header
+    assert sorted(mine.claims) == sorted(flasks.claims)
+    assert mine.claims["jti"].startswith("c.") and mine.claims["sub"] == rp.client_id
+
+
+def test_client_credentials_with_the_secret_in_the_body(client, rp, lean):
+    def send():
+        return client.post("/oauth/token", data={
+            "client_id": rp.client_id, "client_secret": rp.client_secret,
+            "grant_type": "client_credentials"})
+
+    _same_answer(*_both(lean, send))
+
+
+@pytest.mark.parametrize("case", [
+    "wrong-secret", "unknown-client", "two-methods", "repeated", "query", "unknown-param",
+    "bad-scope", "not-allowed", "json-body", "assertion"])
+def test_anything_else_goes_to_the_views(client, factory, rp, lean, case):
+    """Each of these is answered by Flask, body untouched (its answer is tested elsewhere)."""
+    auth = basic_auth(rp.client_id, rp.client_secret)
+    form: object = {"grant_type": "client_credentials"}
+    path, kwargs = "/oauth/token", {}
+    if case == "wrong-secret":
+        auth = basic_auth(rp.client_id, "wrong")
+    elif case == "unknown-client":
+        auth = basic_auth("nobody", "x")
+    elif case == "two-methods":
+        form = {**form, "client_id": rp.client_id, "client_secret": rp.client_secret}
+    elif case == "repeated":
+        form = MultiDict([("grant_type", "client_credentials"), ("scope", "email"),
+                          ("scope", "email")])
+    elif case == "query":
+        path = "/oauth/token?scope=email"
+    elif case == "unknown-param":
+        form = {**form, "resource": "https://api.example.com"}
+    elif case == "bad-scope":
+        form = {**form, "scope": "email admin"}
+    elif case == "not-allowed":
+        other = factory.client(grant_types=["authorization_code"])
+        auth = basic_auth(other.client_id, other.client_secret)
+    elif case == "json-body":
+        kwargs = {"data": json.dumps(form), "content_type": "application/json"}
+    elif case == "assertion":
+        form = {**form, "client_assertion_type": "x", "client_assertion": "a.b.c",
+                "client_id": rp.client_id}
+        auth = {}
+    response = client.post(path, headers=auth, **(kwargs or {"data": form}))
+    assert lean.passed == ["/oauth/token"]
+    assert response.headers["Cache-Control"] == "no-store"
+    if case == "unknown-param":  # the views ignore a resource indicator today
+        assert response.status_code == 200
+    else:
+        assert response.status_code in (400, 401) and response.get_json()["error"]
+
+
+def test_a_client_not_ready_yet_is_left_to_the_app(app, client, rp, lean):
+    ready = app.extensions["idp_ready"]
+    was = ready.is_set()
+    ready.clear()
+    try:
+        response = _cc(client, rp)
+    finally:
+        if was:
+            ready.set()
+    assert lean.passed == ["/oauth/token"] and response.status_code == 200
+
+
+def test_a_new_secret_takes_effect_within_the_cache_ttl(app, client, rp, lean, monkeypatch):
+    """The client record is cached per process for IDP_CLIENT_CACHE_TTL seconds (a bounded
+    TTL, no per-request version check): after that, the old secret is refused everywhere."""
+    monkeypatch.setitem(app.config, "IDP_CLIENT_CACHE_TTL", 5)
+    clock = [1000.0]
+    monkeypatch.setattr(server_module.time, "monotonic", lambda: clock[0])
+    app.extensions["idp_oauth"].__dict__.pop("_client_cache", None)
+    assert _cc(client, rp).status_code == 200
+    with app.app_context():
+        db.session.execute(db.update(Client).where(Client.client_id == rp.client_id)
+                           .values(secret_hash=digest("the-new-secret")))
+        db.session.commit()
+    clock[0] += 5.1
+    lean.passed.clear()
+    old = _cc(client, rp)
+    assert old.status_code == 401 and old.get_json()["error"] == "invalid_client"
+    assert lean.passed == ["/oauth/token"]  # refused by the view, with its challenge
+    assert old.headers["WWW-Authenticate"].startswith("Basic")
+    new = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                      headers=basic_auth(rp.client_id, "the-new-secret"))
+    assert new.status_code == 200
+    # A client removed from the grant stops getting tokens once the TTL has passed.
+    with app.app_context():
+        db.session.execute(db.update(Client).where(Client.client_id == rp.client_id)
+                           .values(grant_types=["authorization_code"]))
+        db.session.commit()
+    clock[0] += 5.1
+    refused = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                          headers=basic_auth(rp.client_id, "the-new-secret"))
+    assert refused.status_code == 400 and refused.get_json()["error"] == "unauthorized_client"
+    app.extensions["idp_oauth"].__dict__.pop("_client_cache", None)
+
+
+def test_the_lean_path_counts_in_the_metrics(app, client, rp, lean):
+    metrics = app.extensions["idp_metrics"]
+    before = metrics.requests[("oauth.token", "POST", 200)]
+    _cc(client, rp)
+    assert lean.passed == []
+    assert metrics.requests[("oauth.token", "POST", 200)] == before + 1
+
+
+# --- introspection and userinfo -------------------------------------------------------
+
+
+def _introspect(client, rp, token, **form):
+    return client.post("/oauth/introspect", data={"token": token, **form},
+                       headers=basic_auth(rp.client_id, rp.client_secret))
+
+
+@pytest.mark.parametrize("hint", [None, "access_token", "refresh_token"])
+def test_introspection_of_a_user_token(client, driver, rp, lean, hint):
+    token = driver.tokens(rp)["access_token"]
+    extra = {"token_type_hint": hint} if hint else {}
+    ours, theirs = _both(lean, lambda: _introspect(client, rp, token, **extra))
+    body = _same_answer(ours, theirs)
+    assert body == theirs.get_json()  # every value too: nothing in it changes per request
+    assert body["active"] is True and body["org_slug"] == "acme" and body["sub"]
+
+
+def test_introspection_of_a_client_token(client, rp, lean):
+    token = _cc(client, rp).get_json()["access_token"]
+    ours, theirs = _both(lean, lambda: _introspect(client, rp, token))
+    assert _same_answer(ours, theirs) == theirs.get_json()
+
+
+def test_userinfo(client, driver, rp, lean):
+    token = driver.tokens(rp, scope="openid profile email")["access_token"]
+    ours, theirs = _both(lean, lambda: client.get("/oauth/userinfo", headers={
+        "Authorization": f"Bearer {token}"}))
+    body = _same_answer(ours, theirs)
+    assert body == theirs.get_json() and body["email"] == "alice@example.com"
+
+
+def test_inactive_tokens_and_refusals_go_to_the_views(app, client, driver, factory, rp, lean):
+    tokens = driver.tokens(rp)
+    access = tokens["access_token"]
+    other = factory.client()
+    cases = [
+        lambda: _introspect(client, other, access),  # another client's token
+        lambda: _introspect(client, rp, tokens["refresh_token"]),  # not a JWT
+        lambda: _introspect(client, rp, access[:-4] + "AAAA"),  # bad signature
+        lambda: client.post("/oauth/introspect", data={"token": access},
+                            headers=basic_auth(rp.client_id, "wrong")),
+        lambda: client.get("/oauth/userinfo", headers={"Authorization": "Bearer x.y.z"}),
+        lambda: client.get("/oauth/userinfo", headers={"Authorization": f"Basic {access}"}),
+        lambda: client.get("/oauth/userinfo?x=1", headers={"Authorization": f"Bearer {access}"}),
+        lambda: client.post("/oauth/userinfo", data={"access_token": access}),
+    ]
+    for send in cases:
+        lean.passed.clear()
+        response = send()
+        assert len(lean.passed) == 1, response.get_json()
+    # Revoked by logout of the family: the views answer, inactive.
+    from idp.services.tokens import revoke_grant
+
+    with app.app_context():
+        from idp.models import Token
+
+        grant_id = db.session.query(Token.grant_id).filter(Token.grant_id.isnot(None)).first()[0]
+        revoke_grant(grant_id)
+        db.session.commit()
+    lean.passed.clear()
+    assert _introspect(client, rp, access).get_json() == {"active": False}
+    assert client.get("/oauth/userinfo", headers={
+        "Authorization": f"Bearer {access}"}).status_code == 401
+    assert len(lean.passed) == 2
+
+
+def test_a_disabled_user_token_is_inactive(app, client, driver, rp, lean):
+    token = driver.tokens(rp)["access_token"]
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    with app.app_context():
+        from idp.models import User
+
+        db.session.execute(db.update(User).values(active=False))
+        db.session.commit()
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert client.get("/oauth/userinfo", headers={
+        "Authorization": f"Bearer {token}"}).status_code == 401
+
+
+# --- the refresh grant ------------------------------------------------------------------
+
+
+def _refresh(client, rp, token, **form):
+    return client.post("/oauth/token", data={"grant_type": "refresh_token",
+                                             "refresh_token": token, **form},
+                       headers=basic_auth(rp.client_id, rp.client_secret))
+
+
+def test_refresh_answers_as_the_view_does(client, driver, rp, lean):
+    first = driver.tokens(rp)
+    lean.passed.clear()
+    ours = _refresh(client, rp, first["refresh_token"])
+    assert lean.passed == []
+    lean.enabled = False
+    theirs = _refresh(client, rp, ours.get_json()["refresh_token"])
+    lean.enabled = True
+    body = _same_answer(ours, theirs)
+    assert body["scope"] == first["scope"] and body["refresh_token"] != first["refresh_token"]
+    mine, flasks = (decode(client, r.get_json()["access_token"]) for r in (ours, theirs))
+    assert mine.header == flasks.header
+    assert {k: v for k, v in mine.claims.items() if k not in ("jti", "iat", "exp")} == \
+        {k: v for k, v in flasks.claims.items() if k not in ("jti", "iat", "exp")}
+    # The lean path's token refreshes again, through either path.
+    assert _refresh(client, rp, theirs.get_json()["refresh_token"]).status_code == 200
+
+
+def test_refresh_with_a_narrower_scope_and_a_public_client(client, driver, factory, native,
+                                                           rp, lean):
+    tokens = driver.tokens(rp, scope="openid profile email offline_access")
+    lean.passed.clear()
+    narrower = _refresh(client, rp, tokens["refresh_token"], scope="openid email")
+    assert narrower.status_code == 200 and narrower.get_json()["scope"] == "openid email"
+    wider = _refresh(client, rp, narrower.get_json()["refresh_token"], scope="openid phone")
+    assert wider.status_code == 400 and wider.get_json()["error"] == "invalid_scope"
+    assert lean.passed == ["/oauth/token"]
+    public = driver.tokens(native)
+    lean.passed.clear()
+    response = client.post("/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": public["refresh_token"],
+        "client_id": native.client_id})
+    assert response.status_code == 200 and lean.passed == []
+
+
+def test_a_replayed_refresh_token_goes_to_the_view_and_kills_the_family(client, driver, rp,
+                                                                       lean):
+    first = driver.tokens(rp)
+    second = _refresh(client, rp, first["refresh_token"]).get_json()
+    lean.passed.clear()
+    replay = _refresh(client, rp, first["refresh_token"])
+    assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
+    assert lean.passed == ["/oauth/token"]
+    assert _refresh(client, rp, second["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
+def test_a_lost_race_is_the_views_replay(app, client, driver, rp, lean, monkeypatch):
+    """Two uses of one token at once: the second's conditional UPDATE claims nothing; it
+    writes nothing and the view answers it as a replay (the family dies)."""
+    from idp.models import Token
+    from idp.services import tokens as service
+
+    first = driver.tokens(rp)
+    real = service.refresh_state
+
+    def read_then_lose(value):
+        state = real(value)
+        with db.engine.begin() as other:  # the concurrent request wins meanwhile
+            other.execute(db.update(Token).where(Token.id == state.id).values(rotated_at=1))
+        monkeypatch.setattr(service, "refresh_state", real)
+        return state
+
+    monkeypatch.setattr(service, "refresh_state", read_then_lose)
+    count = db.session.query(Token).count()
+    db.session.rollback()
+    lean.passed.clear()
+    response = _refresh(client, rp, first["refresh_token"])
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    assert lean.passed == ["/oauth/token"]
+    db.session.rollback()
+    assert db.session.query(Token).count() == count  # the loser stored no token
+    assert db.session.query(Token).filter(Token.revoked_at.is_(None)).count() == 0
+
+
+def test_refresh_of_a_disabled_user_or_another_clients_token(app, client, driver, factory,
+                                                             rp, lean):
+    tokens = driver.tokens(rp)
+    other = factory.client()
+    lean.passed.clear()
+    assert _refresh(client, other, tokens["refresh_token"]).get_json()["error"] == \
+        "invalid_grant"
+    from idp.models import User
+
+    with app.app_context():
+        db.session.execute(db.update(User).values(active=False))
+        db.session.commit()
+    assert _refresh(client, rp, tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
+    assert lean.passed == ["/oauth/token", "/oauth/token"]
