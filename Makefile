@@ -51,7 +51,7 @@ run: install translations
 	$(VENV)/bin/idp init --demo
 	$(PY) -m demo & portal=$$!; trap 'kill $$portal' EXIT; $(VENV)/bin/idp serve
 
-test: install translations chromium node i18n-check lint
+test: install translations chromium node wrk bench-node i18n-check lint
 	$(PY) -m pytest
 
 test-fast: install translations
@@ -68,8 +68,13 @@ bench-node: $(BENCH_NODE_STAMP)
 wrk:
 	@command -v wrk >/dev/null || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
 
+# SQLite, then PostgreSQL when it answers on 127.0.0.1:5432 (database idp_bench, wiped;
+# IDP_BENCH_DATABASE_URL overrides).
 bench: install translations wrk bench-node
-	$(PY) bench/run.py
+	@if [ -z "$$IDP_BENCH_DATABASE_URL" ] && pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then \
+	  createdb -h 127.0.0.1 -U postgres idp_bench 2>/dev/null || true; \
+	  export IDP_BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/idp_bench; \
+	fi; $(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) instance $(NODE_DIR)/node_modules bench/node/node_modules

@@ -192,9 +192,20 @@ def axe_scan(page) -> list[dict]:
 def assert_page_ok(page, label: str) -> None:
     """No horizontal scrolling, nothing wider than its card, and no axe violations."""
     width = page.viewport_size["width"]
-    scroll_width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert scroll_width <= width, (
-        f"{label}: the page scrolls sideways at {width}px (scrollWidth {scroll_width})")
+    # Measured once the page's styles and fonts are in and a frame was laid out with them
+    # (a loaded machine can read the width of a page that is not styled yet).
+    scroll_width = page.evaluate("""async () => {
+        await document.fonts.ready;
+        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        return document.documentElement.scrollWidth;
+    }""")
+    if scroll_width > width:  # name what sticks out, so the failure says where to look
+        wide = page.evaluate("""(width) => [...document.querySelectorAll('body *')]
+            .filter(el => el.getBoundingClientRect().right > width)
+            .slice(-5).map(el => el.tagName.toLowerCase() + (el.className ? '.' + el.className : '')
+                             + ' ' + Math.round(el.getBoundingClientRect().right))""", width)
+        raise AssertionError(f"{label}: the page scrolls sideways at {width}px "
+                             f"(scrollWidth {scroll_width}): {wide}")
     overflow = page.evaluate("""() => {
         const main = document.querySelector('main');
         return main ? main.scrollWidth - main.clientWidth : 0;

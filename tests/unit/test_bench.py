@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.interop  # make test installs wrk and the peer: CI may not skip it
 @pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("node") is None
                     or not (ROOT / "bench/node/node_modules/oidc-provider").exists(),
                     reason="wrk, node or bench/node/node_modules missing (make bench-node wrk)")
