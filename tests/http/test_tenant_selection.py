@@ -304,6 +304,20 @@ def test_the_notice_closes_until_the_next_sign_in(client, driver, rp):
     assert "You are using the account" in client.get("/account").text
 
 
+@pytest.mark.parametrize("target", ["/\t/evil.example/x", "/\n/evil.example", "/ /evil.example",
+                                    "/\x0b/evil.example", "/\x7f/evil.example"])
+def test_the_notice_never_sends_to_another_site_through_a_control_character(client, driver,
+                                                                              rp, target):
+    """Browsers drop tabs and newlines from a URL: ``/<tab>/evil`` is ``//evil``. The 404
+    page of ``/%09/evil.example`` carries that path in the notice's close form."""
+    driver.sign_in()
+    page = client.get("/%09/evil.example")
+    assert 'name="next" value="/\t/evil.example"' in page.text
+    closed = client.post("/account/notice/close", data={"next": target,
+                                                        "csrf_token": csrf_of(page.text)})
+    assert closed.status_code == 303 and closed.headers["Location"] == "/account"
+
+
 # --- tokens: claims, refresh bound to the membership and the tenant ----------------------
 
 
