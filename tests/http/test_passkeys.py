@@ -253,6 +253,16 @@ def test_rename_and_remove(enrolled, client):
     assert audits("passkey_removed")
 
 
+@pytest.mark.parametrize("bad_id", ["99999999999999999999999", "2147483648"])
+def test_a_passkey_id_out_of_range_is_not_found_not_a_500(enrolled, client, bad_id):
+    passwordless(client, enrolled)
+    csrf = csrf_of(client.get("/account/passkeys").text)
+    for action in ("rename", "remove"):
+        response = client.post(f"/account/passkeys/{bad_id}/{action}",
+                               data={"csrf_token": csrf, "name": "Phone"})
+        assert response.status_code == 404, action
+
+
 def test_another_users_passkey_cannot_be_renamed_or_removed(enrolled, app, factory):
     [row] = db.session.scalars(select(WebAuthnCredential)).all()
     factory.user("bob@example.com")
