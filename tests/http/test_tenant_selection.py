@@ -256,6 +256,20 @@ def test_select_account_switches_without_the_password_and_steps_up(client, drive
     assert claims["org_slug"] == "beta" and "mfa" in claims["amr"]
 
 
+def test_select_account_does_not_switch_the_company_in_use_before_the_missing_factor(
+        client, driver, alice, beta, shared):
+    """Like Switch account on the account page: a stricter company is the one in use only
+    once its factor is done (else a session of one factor says, and next picks, Beta)."""
+    page, _ = _to_pending_picker(client, driver, shared)
+    _code_of(driver, _pick(client, page, get_by_slug("acme").id), shared)
+    page = driver.follow(_authorize(driver, shared, prompt="select_account")[0])
+    answer = driver.follow(_pick(client, page, beta.id))
+    assert "Enter your code" in answer.text  # the step-up is pending
+    assert "for Acme." in client.get("/account").text, "not switched before the factor"
+    response, _ = _authorize(driver, shared, prompt="none")
+    assert "code" in query_of(response.headers["Location"]), "Acme is still the one in use"
+
+
 def test_switch_account_on_a_hosted_page_shows_the_picker_again(client, factory, driver,
                                                                 alice, beta):
     consenting = factory.client(shared=True, third_party=True)
