@@ -143,6 +143,8 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):
             return None
         if not memberships.binding_valid(row.user_id, row.tenant_id):
             return None  # the membership ended or the tenant was disabled: invalid_grant
+        if not memberships.serves(row.client_id, row.tenant_id):
+            return None  # the client no longer serves that tenant (unshared): invalid_grant
         # A disabled user's refresh token is invalid_grant, not Authlib's invalid_request.
         return row if self.authenticate_user(row) is not None else None
 

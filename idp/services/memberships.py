@@ -150,6 +150,20 @@ def binding_valid(user_id: int | None, tenant_id: int | None) -> bool:
                Tenant.active.is_(True))) is not None
 
 
+def serves(client_id: str, tenant_id: int | None) -> bool:
+    """Does this client still serve this tenant (a token bound to it stays good only while
+    it does: a tenant taken off a shared client's list, or a client now owned by another)?"""
+    if tenant_id is None:
+        return True
+    client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    if client is None:
+        return False
+    if client.tenant_id is not None:
+        return client.tenant_id == tenant_id
+    listed = shared_with(client)
+    return not listed or tenant_id in listed
+
+
 def served_at(user: User, client_id: str | None) -> list[Membership]:
     """``served_memberships`` for a client known by its client_id (None: any client); an
     unknown client serves nothing."""

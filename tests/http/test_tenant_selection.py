@@ -378,6 +378,16 @@ def test_refresh_after_the_tenant_is_disabled_is_invalid_grant(client, driver, a
     assert _refresh(driver, shared, tokens["refresh_token"]).status_code == 200
 
 
+def test_refresh_after_the_client_stops_serving_the_tenant_is_invalid_grant(
+        client, driver, alice, beta, shared):
+    """A tenant taken off a shared client's list: its people's refresh tokens there die."""
+    tokens = _beta_tokens(client, driver, shared)
+    memberships.share_with(_client_row(shared), [get_by_slug("acme")])
+    db.session.commit()
+    refreshed = _refresh(driver, shared, tokens["refresh_token"])
+    assert refreshed.status_code == 400 and refreshed.get_json()["error"] == "invalid_grant"
+
+
 def test_a_disabled_tenant_is_refused_at_authorization(app, factory, driver, alice):
     acme = get_by_slug("acme")
     portal = factory.client(tenant=acme)
