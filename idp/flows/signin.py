@@ -142,6 +142,22 @@ def pending(authorization_id: str | None) -> flows.Flow | None:
     return max(found, key=lambda f: f.expires_at) if found else None
 
 
+def discard_unanswered(authorization_id: str | None, keep: int = 1) -> None:
+    """End this authorization's passwordless sign-ins that no passkey answered, but the
+    newest ``keep`` (another tab's): each page load's autofill starts one, and piled up
+    they would push the authorization itself out of the session's few flows
+    (flows/base.py MAX_FLOWS_PER_SESSION)."""
+    unanswered = sorted(
+        (record for record in (session.get("flows") or {}).values()
+         if record.get("type") == FLOW_TYPE and record.get("state") == State.IDENTIFY.value
+         and not (record.get("data") or {}).get("user_id")
+         and (record.get("params") or {}).get("authorization") == authorization_id
+         and not (record.get("params") or {}).get("return_to")),
+        key=lambda record: record["expires_at"])
+    for record in unanswered[:max(0, len(unanswered) - keep)]:
+        flows.finish(flows.Flow(**record))
+
+
 def adopt(attempt: flows.Flow, authorization: flows.Flow) -> None:
     """A new authorization request while this sign-in waits for its code: the sign-in
     carries on for it (the plan checks its policy again once the session is signed in)."""

@@ -353,6 +353,7 @@ def login_passkey_options():
             return jsonify({"error": "expired"}), 400
     else:
         flow = _authorization_flow(required=False)
+        signin.discard_unanswered(flow.id if flow else None)
         attempt = signin.start(flow, _tenant_id(_client_of(flow)))
     options = signin.passkey_options(attempt, request.remote_addr)
     if options is None:

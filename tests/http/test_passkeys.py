@@ -363,6 +363,23 @@ def test_a_challenge_of_another_sign_in_is_refused(enrolled, client):
     assert response.status_code == 400 and not signed_in(client)
 
 
+def test_passkey_options_on_every_page_load_keep_the_authorization(enrolled, client, driver,
+                                                                    factory):
+    """Each login page load's autofill asks for options (a new passwordless sign-in): ten
+    loads (wrong passwords, reloads) must not push the authorization out of the session."""
+    rp = factory.client()
+    login_url = driver.authorize(rp, code_challenge=pkce_pair()[1],
+                                 code_challenge_method="S256").headers["Location"]
+    flow = query_of(login_url)["flow"]
+    for _load in range(10):
+        passkey_options(client, flow)
+    response = passwordless(client, enrolled, flow)
+    assert response.status_code == 303
+    done = driver.follow(response)
+    assert done.headers["Location"].startswith(rp.redirect_uri + "?code="), \
+        done.headers.get("Location")
+
+
 def test_a_challenge_is_popped_even_when_the_answer_fails(enrolled, client):
     csrf, signin, options = passkey_options(client)
     bad = client.post("/login/passkey/identify", data={
