@@ -38,10 +38,11 @@ attached).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from flask import session
+from flask import current_app, session
 
 from idp.extensions import db
 from idp.factors import assurance
@@ -277,6 +278,12 @@ def advance(flow: flows.Flow, user: User, ip: str | None) -> Outcome:
     try:
         factor = _next_factor(user, flow.data.get("done") or [], needed, tenants)
     except EnrolmentNeeded as missing:
+        if not _recent(flow.data.get("done") or []):
+            # A step-up of an old session: a factor is added only right after a second
+            # factor (as on the account page, recent_strong_login): ask one again first.
+            flow.data["done"] = [record for record in flow.data.get("done") or []
+                                 if not get_factor(record["id"]).second]
+            return advance(flow, user, ip)
         flow.move(State.ENROL, TRANSITIONS)
         flow.data["factor"] = missing.factor_id
         _factor_state(flow, get_factor(missing.factor_id)).clear()
@@ -303,6 +310,12 @@ def advance(flow: flows.Flow, user: User, ip: str | None) -> Outcome:
     db.session.commit()
     flows.save(flow)
     return outcome
+
+
+def _recent(done: list[dict]) -> bool:
+    """Was the latest factor done within the step-up window (IDP_STEP_UP_MAX_AGE)?"""
+    latest = max((int(record.get("at") or 0) for record in done), default=0)
+    return time.time() - latest <= current_app.config["IDP_STEP_UP_MAX_AGE"]
 
 
 def _accept(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | None) -> None:

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from idp.extensions import db
 from idp.factors.assurance import PHISHING_RESISTANT, REQUIRED, set_mfa_policy
-from idp.models import AuditEvent, Grant, WebAuthnCredential
+from idp.models import AuditEvent, Grant, Membership, WebAuthnCredential
 from tests import outbox
 from tests.http.helpers import decode
-from tests.support import Driver, csrf_of, pkce_pair, query_of
+from tests.support import Driver, csrf_of, login_code, pkce_pair, query_of
 from tests.webauthn_soft import for_app
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -591,3 +591,27 @@ def test_no_path_skips_the_pending_passkey(enrolled, client, driver, factory):
     assert client.get("/consent", query_string={"flow": flow}).status_code in (302, 303)
     assert not signed_in(client)
     assert db.session.scalar(select(func.count()).select_from(Grant)) == 0
+
+
+def test_a_stale_session_must_prove_a_second_factor_again_before_enrol(
+        client, driver, factory, required, alice, authenticator, app, monkeypatch):
+    """A two-factor session past the step-up window (a stolen cookie, a shared computer)
+    meets a phishing-resistant company: the ENROL step must not add a passkey on the old
+    factors alone, as the account page refuses (recent_strong_login); a fresh code first."""
+    strong_sign_in(driver)  # acme requires two factors: password and code, signed in
+    vault = factory.tenant("vault", "Vault")
+    set_mfa_policy(vault, PHISHING_RESISTANT)
+    db.session.add(Membership(user_id=alice.id, tenant_id=vault.id, role="member"))
+    db.session.commit()
+    rp = factory.client(tenant=vault)
+    monkeypatch.setitem(app.config, "IDP_STEP_UP_MAX_AGE", -1)  # those factors are stale
+    codes = len(outbox.messages(EMAIL, "login_code"))
+    start = driver.authorize(rp, code_challenge=pkce_pair()[1], code_challenge_method="S256")
+    step = driver.follow(start)
+    assert not step.request.path.startswith("/login/passkey/enrol"), step.request.path
+    assert "Enter your code" in step.text
+    assert len(outbox.messages(EMAIL, "login_code")) == codes + 1
+    monkeypatch.setitem(app.config, "IDP_STEP_UP_MAX_AGE", 600)
+    location = step.request.path + "?" + step.request.query_string.decode()
+    enrol = client.post(location, data={"code": login_code(), "csrf_token": csrf_of(step.text)})
+    assert enrol.headers["Location"].startswith("/login/passkey/enrol?"), "then ENROL"
