@@ -113,8 +113,8 @@ def switch_account():
         # Stricter than this session: the sign-in asks for the missing factor only.
         attempt = signin.start(None, membership.tenant_id, g.user, done)
         outcome = signin.advance(attempt, g.user, request.remote_addr)
-        if outcome.state is signin.State.SECOND_FACTOR:
-            return redirect(url_for(signin.ENDPOINTS[outcome.state], signin=attempt.id),
+        if outcome.state in (signin.State.SECOND_FACTOR, signin.State.ENROL):
+            return redirect(url_for(signin.step_endpoint(attempt), signin=attempt.id),
                             code=303)
         if outcome.state is signin.State.DONE:
             signin.complete(attempt, request.remote_addr)

@@ -615,3 +615,27 @@ def test_a_stale_session_must_prove_a_second_factor_again_before_enrol(
     location = step.request.path + "?" + step.request.query_string.decode()
     enrol = client.post(location, data={"code": login_code(), "csrf_token": csrf_of(step.text)})
     assert enrol.headers["Location"].startswith("/login/passkey/enrol?"), "then ENROL"
+
+
+def test_switch_account_to_a_phishing_resistant_company_walks_through_enrol(
+        client, driver, factory, required, alice, authenticator):
+    """Switch account to a company that asks for a passkey the person has not registered:
+    the ENROL step (not an error page that leaves that step pending for the next /login)."""
+    strong_sign_in(driver)
+    vault = factory.tenant("vault", "Vault")
+    set_mfa_policy(vault, PHISHING_RESISTANT)
+    db.session.add(Membership(user_id=alice.id, tenant_id=vault.id, role="member"))
+    db.session.commit()
+    page = client.get("/switch-account")
+    answer = client.post("/switch-account", data={"tenant": str(vault.id),
+                                                  "csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303, answer.status_code
+    location = answer.headers["Location"]
+    assert location.startswith("/login/passkey/enrol?")
+    csrf = csrf_of(client.get(location).text)
+    options = client.post("/login/passkey/options", data={
+        "csrf_token": csrf, "signin": query_of(location)["signin"]}).get_json()["options"]
+    done = client.post(location, data={"csrf_token": csrf, "name": "Phone",
+                                       "credential": json.dumps(authenticator.create(options))})
+    assert done.status_code == 303
+    assert "for Vault." in client.get("/account").text
