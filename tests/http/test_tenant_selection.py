@@ -388,6 +388,17 @@ def test_refresh_after_the_client_stops_serving_the_tenant_is_invalid_grant(
     assert refreshed.status_code == 400 and refreshed.get_json()["error"] == "invalid_grant"
 
 
+def test_a_code_redeemed_after_the_tenant_is_disabled_is_invalid_grant(client, driver, alice,
+                                                                       beta, shared):
+    """Disabled, a tenant signs nobody in: a code issued just before is worth nothing."""
+    response, verifier = _authorize(driver, shared, organization="beta")
+    code = _code_of(driver, driver.answer_code(_password(driver, response)), shared)
+    memberships.set_active(beta, False)
+    db.session.commit()
+    redeemed = driver.exchange(shared, {"code": code, "_verifier": verifier})
+    assert redeemed.status_code == 400 and redeemed.get_json()["error"] == "invalid_grant"
+
+
 def test_a_disabled_tenant_is_refused_at_authorization(app, factory, driver, alice):
     acme = get_by_slug("acme")
     portal = factory.client(tenant=acme)
