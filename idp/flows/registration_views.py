@@ -32,7 +32,7 @@ from idp.flows import password_form
 from idp.flows import registration as steps
 from idp.flows.signup_messages import field_errors, link_message
 from idp.models import Tenant
-from idp.security import set_security_headers
+from idp.security import allow_image_origins
 from idp.services import accounts, email_address, registration
 from idp.services.tenants import get_by_slug
 
@@ -75,10 +75,7 @@ def _headers(response: Response) -> Response:
     brand = g.get("tenant_brand")
     if brand is not None and brand.logo_origin:
         # The logo lives on the tenant's own site: allow that one origin for images.
-        set_security_headers(response)
-        policy = response.headers["Content-Security-Policy"]
-        response.headers["Content-Security-Policy"] = policy.replace(
-            "img-src 'self' data:", f"img-src 'self' data: {brand.logo_origin}", 1)
+        allow_image_origins(response, [brand.logo_origin])
     return response
 
 

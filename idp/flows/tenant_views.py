@@ -27,7 +27,7 @@ from idp.flows import signin, tenant_pick
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
 from idp.flows.registration import branding
 from idp.models import Tenant
-from idp.security import set_security_headers
+from idp.security import allow_image_origins
 from idp.services import memberships
 from idp.services.sessions import completed_factors
 
@@ -55,13 +55,8 @@ def picker(action: str, candidates: list, email: str, error: str | None = None,
             origins.add(brand.logo_origin)
     page = render_template("flows/select_tenant.html", action=action, options=options,
                            email=email, pending=pending, error=error)
-    response = make_response(page, status)
-    if origins:  # logos on the tenants' own sites: those origins only, for images
-        set_security_headers(response)
-        policy = response.headers["Content-Security-Policy"]
-        response.headers["Content-Security-Policy"] = policy.replace(
-            "img-src 'self' data:", "img-src 'self' data: " + " ".join(sorted(origins)), 1)
-    return response
+    # Logos on the tenants' own sites: those origins only, for images.
+    return allow_image_origins(make_response(page, status), origins)
 
 
 def _authorization(flow_id: str | None):
