@@ -411,7 +411,8 @@ def submit_enrolment(flow: flows.Flow, credential: str | None, name: str | None,
     if flow.state != State.ENROL.value:
         raise flows.FlowError("not enrolling")
     user = _user(flow)
-    if user is None:
+    if user is None or not _recent(flow.data.get("done") or []):
+        # Gone, or the step left open past the step-up window: sign in again.
         flows.finish(flow)
         return Outcome(None, "restart")
     factor = get_factor(flow.data["factor"])

@@ -639,3 +639,19 @@ def test_switch_account_to_a_phishing_resistant_company_walks_through_enrol(
                                        "credential": json.dumps(authenticator.create(options))})
     assert done.status_code == 303
     assert "for Vault." in client.get("/account").text
+
+
+def test_an_enrol_step_left_past_the_step_up_window_adds_no_passkey(
+        client, driver, phishing_resistant, alice, authenticator, app, monkeypatch):
+    """The ENROL step waits up to the flow's lifetime; its factors must still be recent
+    when the passkey arrives (as the account page checks at the POST too)."""
+    location = driver.answer_code(_password(client)).headers["Location"]
+    assert location.startswith("/login/passkey/enrol?")
+    csrf = csrf_of(client.get(location).text)
+    options = client.post("/login/passkey/options", data={
+        "csrf_token": csrf, "signin": query_of(location)["signin"]}).get_json()["options"]
+    monkeypatch.setitem(app.config, "IDP_STEP_UP_MAX_AGE", -1)  # left open, then answered
+    late = client.post(location, data={"csrf_token": csrf,
+                                       "credential": json.dumps(authenticator.create(options))})
+    assert late.status_code == 400 and not signed_in(client)
+    assert db.session.scalar(select(func.count()).select_from(WebAuthnCredential)) == 0
