@@ -36,7 +36,7 @@ from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
 from idp.models import Tenant
 from idp.oauth.fast import API_PREFIXES
 from idp.oauth.server import authorization_server
-from idp.security import set_security_headers
+from idp.security import allow_image_origins
 from idp.services import branding, logos, memberships
 from idp.services.tenants import get_by_slug
 
@@ -131,10 +131,7 @@ def _logo_origin_csp(response: Response) -> Response:
     brand = g.get("page_brand")
     if isinstance(brand, branding.Branding) and brand.logo_origin:
         # The logo lives on the tenant's own site: allow that one origin for images.
-        set_security_headers(response)
-        policy = response.headers["Content-Security-Policy"]
-        response.headers["Content-Security-Policy"] = policy.replace(
-            "img-src 'self' data:", f"img-src 'self' data: {brand.logo_origin}", 1)
+        allow_image_origins(response, [brand.logo_origin])
     return response
 
 

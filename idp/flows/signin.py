@@ -45,10 +45,11 @@ attached).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from flask import session
+from flask import current_app, session
 
 from idp.extensions import db
 from idp.factors import assurance
@@ -158,6 +159,22 @@ def pending(authorization_id: str | None) -> flows.Flow | None:
         except flows.FlowError:
             continue
     return max(found, key=lambda f: f.expires_at) if found else None
+
+
+def discard_unanswered(authorization_id: str | None, keep: int = 1) -> None:
+    """End this authorization's passwordless sign-ins that no passkey answered, but the
+    newest ``keep`` (another tab's): each page load's autofill starts one, and piled up
+    they would push the authorization itself out of the session's few flows
+    (flows/base.py MAX_FLOWS_PER_SESSION)."""
+    unanswered = sorted(
+        (record for record in (session.get("flows") or {}).values()
+         if record.get("type") == FLOW_TYPE and record.get("state") == State.IDENTIFY.value
+         and not (record.get("data") or {}).get("user_id")
+         and (record.get("params") or {}).get("authorization") == authorization_id
+         and not (record.get("params") or {}).get("return_to")),
+        key=lambda record: record["expires_at"])
+    for record in unanswered[:max(0, len(unanswered) - keep)]:
+        flows.finish(flows.Flow(**record))
 
 
 def adopt(attempt: flows.Flow, authorization: flows.Flow) -> None:
@@ -337,6 +354,12 @@ def advance(flow: flows.Flow, user: User, ip: str | None) -> Outcome:
     try:
         factor = _next_factor(user, flow.data.get("done") or [], needed, tenants)
     except EnrolmentNeeded as missing:
+        if not _recent(flow.data.get("done") or []):
+            # A step-up of an old session: a factor is added only right after a second
+            # factor (as on the account page, recent_strong_login): ask one again first.
+            flow.data["done"] = [record for record in flow.data.get("done") or []
+                                 if not get_factor(record["id"]).second]
+            return advance(flow, user, ip)
         flow.move(State.ENROL, TRANSITIONS)
         flow.data["factor"] = missing.factor_id
         _factor_state(flow, get_factor(missing.factor_id)).clear()
@@ -363,6 +386,12 @@ def advance(flow: flows.Flow, user: User, ip: str | None) -> Outcome:
     db.session.commit()
     flows.save(flow)
     return outcome
+
+
+def _recent(done: list[dict]) -> bool:
+    """Was the latest factor done within the step-up window (IDP_STEP_UP_MAX_AGE)?"""
+    latest = max((int(record.get("at") or 0) for record in done), default=0)
+    return time.time() - latest <= current_app.config["IDP_STEP_UP_MAX_AGE"]
 
 
 def _accept(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | None) -> None:
@@ -462,7 +491,8 @@ def submit_enrolment(flow: flows.Flow, credential: str | None, name: str | None,
     if flow.state != State.ENROL.value:
         raise flows.FlowError("not enrolling")
     user = _user(flow)
-    if user is None:
+    if user is None or not _recent(flow.data.get("done") or []):
+        # Gone, or the step left open past the step-up window: sign in again.
         flows.finish(flow)
         return Outcome(None, "restart")
     factor = get_factor(flow.data["factor"])

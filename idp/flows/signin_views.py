@@ -18,11 +18,13 @@ from flask import (
 from flask_babel import gettext as _
 
 from idp.extensions import db
+from idp.factors.assurance import level_of
 from idp.flows import base as flows
 from idp.flows import signin, tenant_pick, tenant_views
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
 from idp.flows.authorization import State as AuthorizationState
 from idp.flows.authorization import (
+    needed_level,
     prompts,
     record_consent,
     requested_access,
@@ -300,7 +302,10 @@ def select_tenant():
         flow.data["tenant_id"] = match.tenant_id
         flow.data.pop("reselect", None)
         flows.save(flow)
-        tenant_pick.use(session, match.tenant_id)
+        if level_of(completed_factors(session)) >= needed_level(flow, match.tenant_id, g.user):
+            # A stricter company is the one in use once its missing factor is done
+            # (authorize._issue_code), not before.
+            tenant_pick.use(session, match.tenant_id)
         return _continue(flow)
     return tenant_views.picker(action, candidates, g.user.email)
 
@@ -386,6 +391,7 @@ def login_passkey_options():
             return jsonify({"error": "expired"}), 400
     else:
         flow = _authorization_flow(required=False)
+        signin.discard_unanswered(flow.id if flow else None)
         attempt = signin.start(flow, _tenant_id(_client_of(flow)))
     options = signin.passkey_options(attempt, request.remote_addr)
     if options is None:

@@ -26,7 +26,7 @@ from idp.flows import base as flows
 from idp.flows import signin, tenant_pick
 from idp.flows.authorization import FLOW_TYPE as AUTHORIZATION
 from idp.models import Tenant
-from idp.security import set_security_headers
+from idp.security import allow_image_origins
 from idp.services import memberships
 from idp.services.branding import branding
 from idp.services.sessions import completed_factors
@@ -55,13 +55,8 @@ def picker(action: str, candidates: list, email: str, error: str | None = None,
             origins.add(brand.logo_origin)
     page = render_template("flows/select_tenant.html", action=action, options=options,
                            email=email, pending=pending, error=error)
-    response = make_response(page, status)
-    if origins:  # logos on the tenants' own sites: those origins only, for images
-        set_security_headers(response)
-        policy = response.headers["Content-Security-Policy"]
-        response.headers["Content-Security-Policy"] = policy.replace(
-            "img-src 'self' data:", "img-src 'self' data: " + " ".join(sorted(origins)), 1)
-    return response
+    # Logos on the tenants' own sites: those origins only, for images.
+    return allow_image_origins(make_response(page, status), origins)
 
 
 def _authorization(flow_id: str | None):
@@ -72,10 +67,11 @@ def _authorization(flow_id: str | None):
 
 
 def _safe_next(value: str | None) -> str:
-    """A local path to go back to (never another site)."""
+    """A local path to go back to (never another site). Spaces and control characters are
+    refused: browsers drop tabs and newlines, so ``/<tab>/evil`` would be ``//evil``."""
     value = value or ""
     if value.startswith("/") and not value.startswith(("//", "/\\")) and len(value) <= MAX_NEXT \
-            and value.isascii() and not any(c in value for c in "\r\n"):
+            and all(" " < c < "\x7f" for c in value):
         return value
     return url_for("account.profile")
 
@@ -112,8 +108,8 @@ def switch_account():
         # Stricter than this session: the sign-in asks for the missing factor only.
         attempt = signin.start(None, membership.tenant_id, g.user, done)
         outcome = signin.advance(attempt, g.user, request.remote_addr)
-        if outcome.state is signin.State.SECOND_FACTOR:
-            return redirect(url_for(signin.ENDPOINTS[outcome.state], signin=attempt.id),
+        if outcome.state in (signin.State.SECOND_FACTOR, signin.State.ENROL):
+            return redirect(url_for(signin.step_endpoint(attempt), signin=attempt.id),
                             code=303)
         if outcome.state is signin.State.DONE:
             signin.complete(attempt, request.remote_addr)

@@ -21,7 +21,7 @@ from idp.extensions import db
 from idp.models import Grant, Token, User
 from idp.models.oauth import digest
 from idp.oauth.claims import user_claims
-from idp.services import tokens
+from idp.services import memberships, tokens
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -109,6 +109,9 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):
             return None
         if grant.code_expires_at <= int(time.time()):
             return None
+        if not memberships.binding_valid(grant.user_id, grant.tenant_id) \
+                or not memberships.serves(grant.client_id, grant.tenant_id):
+            return None  # the tenant was disabled (or left) since the code: invalid_grant
         return grant
 
     def delete_authorization_code(self, grant: Grant) -> None:

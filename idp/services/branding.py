@@ -278,11 +278,11 @@ def tenant_for_authorization(client: Client | None, organization: str | None = N
         return None
     if chosen_tenant_id is not None:
         chosen = db.session.get(Tenant, chosen_tenant_id)
-        if chosen is not None and serves(client, chosen):
+        if chosen is not None and serves(client, chosen.id):
             return chosen
     if organization:
         wanted = get_by_slug(organization) if len(organization) <= 63 else None
-        if wanted is not None and serves(client, wanted):
+        if wanted is not None and serves(client, wanted.id):
             return wanted
     return db.session.get(Tenant, client.tenant_id) if client.tenant_id is not None else None
 

@@ -125,13 +125,14 @@ def shared_with(client: Client) -> list[int]:
                                    .order_by(ClientTenant.tenant_id)))
 
 
-def serves(client: Client, tenant: Tenant) -> bool:
-    """Does this client serve the tenant's people? Its own tenant; a shared one, every
-    tenant or the listed ones."""
+def serves(client: Client, tenant_id: int) -> bool:
+    """Does this client serve the people of this tenant? Its own tenant; a shared one,
+    every tenant or the listed ones (a token bound to a tenant stays good only while the
+    client serves it)."""
     if client.tenant_id is not None:
-        return client.tenant_id == tenant.id
+        return client.tenant_id == tenant_id
     listed = shared_with(client)
-    return not listed or tenant.id in listed
+    return not listed or tenant_id in listed
 
 
 def share_with(client: Client, tenants: list[Tenant]) -> None:

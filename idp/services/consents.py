@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import Client, Consent
+from idp.models._types import row_id
 from idp.services import audit, tokens
 
 
@@ -38,11 +39,12 @@ def of_user(user_id: int) -> list[tuple[Consent, Client]]:
 
 def get_for_user(user_id: int, consent_id: int | str | None) -> tuple[Consent, Client] | None:
     """One of this person's consents by id; None for another person's or an unknown id."""
-    if not str(consent_id or "").isdigit():
+    key = row_id(consent_id)
+    if key is None:
         return None
     row = db.session.execute(
         select(Consent, Client).join(Client, Client.client_id == Consent.client_id)
-        .where(Consent.id == int(consent_id), Consent.user_id == user_id)).first()
+        .where(Consent.id == key, Consent.user_id == user_id)).first()
     return tuple(row) if row else None
 
 

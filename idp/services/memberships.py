@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from idp.extensions import db
 from idp.models import Client, ClientTenant, Grant, Membership, Tenant, User
 from idp.models.accounts import ROLES
-from idp.services import accounts, audit, tokens
+from idp.services import accounts, audit, clients, tokens
 from idp.services.clients import shared_with
 
 
@@ -132,6 +132,15 @@ def binding_valid(user_id: int | None, tenant_id: int | None) -> bool:
         select(Membership.id).join(Tenant, Tenant.id == Membership.tenant_id)
         .where(Membership.user_id == user_id, Membership.tenant_id == tenant_id,
                Tenant.active.is_(True))) is not None
+
+
+def serves(client_id: str, tenant_id: int | None) -> bool:
+    """``clients.serves`` for a client known by its client_id (a grant's, a token's);
+    no tenant: nothing to serve."""
+    if tenant_id is None:
+        return True
+    client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    return client is not None and clients.serves(client, tenant_id)
 
 
 def served_at(user: User, client_id: str | None) -> list[Membership]:

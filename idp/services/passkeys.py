@@ -52,6 +52,7 @@ from webauthn.helpers.structs import (
 
 from idp.extensions import db
 from idp.models import User, WebAuthnCredential
+from idp.models._types import row_id
 from idp.models.webauthn import CREDENTIAL_ID_LENGTH, NAME_LENGTH
 from idp.services import audit
 
@@ -102,11 +103,8 @@ def has_passkey(user: User | None) -> bool:
 
 def get_credential(user: User, credential_pk: int | str | None) -> WebAuthnCredential:
     """One of this person's passkeys by row id (another person's is not found)."""
-    try:
-        key = int(credential_pk or 0)
-    except (TypeError, ValueError):
-        raise PasskeyError("not_found") from None
-    row = db.session.get(WebAuthnCredential, key)
+    key = row_id(credential_pk)
+    row = db.session.get(WebAuthnCredential, key) if key is not None else None
     if row is None or row.user_id != user.id:
         raise PasskeyError("not_found")
     return row

@@ -121,11 +121,18 @@ def _require(document: TermsDocument, *, tenant_id: int | None, client_id: str |
 
 
 def _required_documents(tenant_id: int | None, client_id: str):
-    """The documents this sign-in needs: the chosen tenant's, the client's, everyone's."""
+    """The documents this sign-in needs: the chosen tenant's, the client's, everyone's. A
+    client's requirement of a tenant's own document (a shared client) holds only for a
+    sign-in into that tenant: another tenant's people never see it."""
     everyone = and_(TermsRequirement.tenant_id.is_(None), TermsRequirement.client_id.is_(None))
     tenant = TermsRequirement.tenant_id == tenant_id if tenant_id is not None else false()
-    return select(TermsRequirement.document_id).where(
-        or_(everyone, tenant, TermsRequirement.client_id == client_id))
+    owner = TermsDocument.tenant_id.is_(None)
+    if tenant_id is not None:
+        owner = or_(owner, TermsDocument.tenant_id == tenant_id)
+    client = and_(TermsRequirement.client_id == client_id, owner)
+    return (select(TermsRequirement.document_id)
+            .join(TermsDocument, TermsDocument.id == TermsRequirement.document_id)
+            .where(or_(everyone, tenant, client)))
 
 
 def pending_terms(user: User, tenant_id: int | None, client: Client) -> list[TermsVersion]:

@@ -20,11 +20,20 @@ from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, exists, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from idp.extensions import db
-from idp.models import Client, Grant, Membership, RevokedJti, Tenant, Token, User
+from idp.models import (
+    Client,
+    ClientTenant,
+    Grant,
+    Membership,
+    RevokedJti,
+    Tenant,
+    Token,
+    User,
+)
 from idp.models.oauth import digest
 from idp.oauth.claims import user_claims
 
@@ -228,6 +237,7 @@ class RefreshState:
     user_active: bool
     org: OrgContext | None  # the grant's user's membership in the grant's tenant, if any
     tenant_active: bool = True
+    client_serves: bool = True  # the client still serves the token's tenant
 
     def requestable_scope(self) -> str:
         """What a refresh may ask for: the grant's scope (``Token.get_scope``)."""
@@ -258,8 +268,15 @@ def _refresh_select():
                    *(getattr(Grant, c).label(f"g_{c}") for c in _GRANT_COLUMNS),
                    User.sub.label("user_sub"), User.active.label("user_active"),
                    Tenant.slug, Membership.role, Tenant.name,
-                   Tenant.active.label("tenant_active")),
-            Grant).where(Token.refresh_hash == bindparam("refresh_hash"))
+                   Tenant.active.label("tenant_active"),
+                   # Does the client still serve the token's tenant (clients.serves)?
+                   Client.tenant_id.label("client_tenant_id"),
+                   exists().where(ClientTenant.client_id == Client.id).label("client_listed"),
+                   exists().where(ClientTenant.client_id == Client.id,
+                                  ClientTenant.tenant_id == Token.tenant_id)
+                   .label("client_lists_tenant")),
+            Grant).outerjoin(Client, Client.client_id == Token.client_id) \
+        .where(Token.refresh_hash == bindparam("refresh_hash"))
 
 
 def refresh_state(refresh_token: str) -> RefreshState | None:
@@ -278,15 +295,26 @@ def refresh_state(refresh_token: str) -> RefreshState | None:
     return RefreshState(row.id, row.client_id, row.user_id, row.tenant_id, row.grant_id,
                         row.scope, row.issued_at, row.refresh_expires_at, row.rotated_at,
                         row.revoked_at, grant, row.user_sub, bool(row.user_active), org,
-                        row.tenant_active is not False)
+                        row.tenant_active is not False, _client_serves(row))
+
+
+def _client_serves(row) -> bool:
+    """``clients.serves`` from the columns of ``_refresh_select`` (no tenant: nothing to
+    serve; a client gone: no)."""
+    if row.tenant_id is None:
+        return True
+    if row.client_tenant_id is not None:
+        return row.client_tenant_id == row.tenant_id
+    return bool(row.client_lists_tenant) or not row.client_listed
 
 
 def refresh_grant_valid(state: RefreshState) -> bool:
     """Whether this refresh token may still be exchanged: the one place that says so (the
     token endpoint's both paths and introspection ask it). The token is neither revoked
     nor rotated nor expired, its grant is alive, its user still active, and, bound to a
-    tenant, the user still a member of that tenant and the tenant active (a removed
-    membership or a disabled tenant: invalid_grant)."""
+    tenant, the user still a member of that tenant, the tenant active and the client still
+    serving it (a removed membership, a disabled tenant, a client no longer shared with
+    it: invalid_grant)."""
     now = int(time.time())
     grant_alive = state.grant_id is None or (state.grant is not None
                                              and state.grant.revoked_at is None)
@@ -295,7 +323,8 @@ def refresh_grant_valid(state: RefreshState) -> bool:
         state.org is not None and state.tenant_active)
     return (state.revoked_at is None and state.rotated_at is None and grant_alive
             and state.refresh_expires_at is not None and state.refresh_expires_at > now
-            and (state.user_id is None or state.user_active) and bound_ok)
+            and (state.user_id is None or state.user_active) and bound_ok
+            and state.client_serves)
 
 
 def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState, client: Client,

@@ -157,6 +157,17 @@ def test_another_persons_consent_is_not_found(driver, third_party, client, facto
     assert _consents() == 1
 
 
+@pytest.mark.parametrize("bad_id", ["%C2%B2", "99999999999999999999999", "2147483648", "0"])
+def test_a_malformed_consent_id_is_not_found_not_a_500(driver, third_party, client, bad_id):
+    """"²" passes isdigit() but not int(); a number past the column's range overflows."""
+    _tokens(driver, third_party)
+    token = csrf_of(client.get("/account").text)
+    assert client.get(f"/account/consents/{bad_id}/revoke").status_code == 404
+    assert client.post(f"/account/consents/{bad_id}/revoke",
+                       data={"csrf_token": token}).status_code == 404
+    assert _consents() == 1
+
+
 def test_the_consents_page_needs_a_signed_in_person(client):
     response = client.get("/account/consents")
     assert response.status_code == 303 and response.headers["Location"].startswith("/login")

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from idp.extensions import db
 from idp.factors.assurance import PHISHING_RESISTANT, REQUIRED, set_mfa_policy
-from idp.models import AuditEvent, Grant, WebAuthnCredential
+from idp.models import AuditEvent, Grant, Membership, WebAuthnCredential
 from tests import outbox
 from tests.http.helpers import decode
-from tests.support import Driver, csrf_of, pkce_pair, query_of
+from tests.support import Driver, csrf_of, login_code, pkce_pair, query_of
 from tests.webauthn_soft import for_app
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -262,6 +262,16 @@ def test_rename_and_remove(enrolled, client):
     assert audits("passkey_removed")
 
 
+@pytest.mark.parametrize("bad_id", ["99999999999999999999999", "2147483648"])
+def test_a_passkey_id_out_of_range_is_not_found_not_a_500(enrolled, client, bad_id):
+    passwordless(client, enrolled)
+    csrf = csrf_of(client.get("/account/passkeys").text)
+    for action in ("rename", "remove"):
+        response = client.post(f"/account/passkeys/{bad_id}/{action}",
+                               data={"csrf_token": csrf, "name": "Phone"})
+        assert response.status_code == 404, action
+
+
 def test_another_users_passkey_cannot_be_renamed_or_removed(enrolled, app, factory):
     [row] = db.session.scalars(select(WebAuthnCredential)).all()
     factory.user("bob@example.com")
@@ -360,6 +370,23 @@ def test_a_challenge_of_another_sign_in_is_refused(enrolled, client):
     response = client.post("/login/passkey/identify",
                            data={"csrf_token": csrf, "signin": second, "credential": answer})
     assert response.status_code == 400 and not signed_in(client)
+
+
+def test_passkey_options_on_every_page_load_keep_the_authorization(enrolled, client, driver,
+                                                                    factory):
+    """Each login page load's autofill asks for options (a new passwordless sign-in): ten
+    loads (wrong passwords, reloads) must not push the authorization out of the session."""
+    rp = factory.client()
+    login_url = driver.authorize(rp, code_challenge=pkce_pair()[1],
+                                 code_challenge_method="S256").headers["Location"]
+    flow = query_of(login_url)["flow"]
+    for _load in range(10):
+        passkey_options(client, flow)
+    response = passwordless(client, enrolled, flow)
+    assert response.status_code == 303
+    done = driver.follow(response)
+    assert done.headers["Location"].startswith(rp.redirect_uri + "?code="), \
+        done.headers.get("Location")
 
 
 def test_a_challenge_is_popped_even_when_the_answer_fails(enrolled, client):
@@ -605,3 +632,67 @@ def test_phishing_resistant_offers_no_way_around_the_passkey(
     refused = client.post("/login/code/choose", query_string=query_of(location),
                           data={"csrf_token": csrf_of(page.text), "factor": "email_code"})
     assert refused.status_code == 400 and outbox.messages(EMAIL, "login_code") == []
+
+
+def test_a_stale_session_must_prove_a_second_factor_again_before_enrol(
+        client, driver, factory, required, alice, authenticator, app, monkeypatch):
+    """A two-factor session past the step-up window (a stolen cookie, a shared computer)
+    meets a phishing-resistant company: the ENROL step must not add a passkey on the old
+    factors alone, as the account page refuses (recent_strong_login); a fresh code first."""
+    strong_sign_in(driver)  # acme requires two factors: password and code, signed in
+    vault = factory.tenant("vault", "Vault")
+    set_mfa_policy(vault, PHISHING_RESISTANT)
+    db.session.add(Membership(user_id=alice.id, tenant_id=vault.id, role="member"))
+    db.session.commit()
+    rp = factory.client(tenant=vault)
+    monkeypatch.setitem(app.config, "IDP_STEP_UP_MAX_AGE", -1)  # those factors are stale
+    codes = len(outbox.messages(EMAIL, "login_code"))
+    start = driver.authorize(rp, code_challenge=pkce_pair()[1], code_challenge_method="S256")
+    step = driver.follow(start)
+    assert not step.request.path.startswith("/login/passkey/enrol"), step.request.path
+    assert "Enter your code" in step.text
+    assert len(outbox.messages(EMAIL, "login_code")) == codes + 1
+    monkeypatch.setitem(app.config, "IDP_STEP_UP_MAX_AGE", 600)
+    location = step.request.path + "?" + step.request.query_string.decode()
+    enrol = client.post(location, data={"code": login_code(), "csrf_token": csrf_of(step.text)})
+    assert enrol.headers["Location"].startswith("/login/passkey/enrol?"), "then ENROL"
+
+
+def test_switch_account_to_a_phishing_resistant_company_walks_through_enrol(
+        client, driver, factory, required, alice, authenticator):
+    """Switch account to a company that asks for a passkey the person has not registered:
+    the ENROL step (not an error page that leaves that step pending for the next /login)."""
+    strong_sign_in(driver)
+    vault = factory.tenant("vault", "Vault")
+    set_mfa_policy(vault, PHISHING_RESISTANT)
+    db.session.add(Membership(user_id=alice.id, tenant_id=vault.id, role="member"))
+    db.session.commit()
+    page = client.get("/switch-account")
+    answer = client.post("/switch-account", data={"tenant": str(vault.id),
+                                                  "csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303, answer.status_code
+    location = answer.headers["Location"]
+    assert location.startswith("/login/passkey/enrol?")
+    csrf = csrf_of(client.get(location).text)
+    options = client.post("/login/passkey/options", data={
+        "csrf_token": csrf, "signin": query_of(location)["signin"]}).get_json()["options"]
+    done = client.post(location, data={"csrf_token": csrf, "name": "Phone",
+                                       "credential": json.dumps(authenticator.create(options))})
+    assert done.status_code == 303
+    assert "for Vault." in client.get("/account").text
+
+
+def test_an_enrol_step_left_past_the_step_up_window_adds_no_passkey(
+        client, driver, phishing_resistant, alice, authenticator, app, monkeypatch):
+    """The ENROL step waits up to the flow's lifetime; its factors must still be recent
+    when the passkey arrives (as the account page checks at the POST too)."""
+    location = driver.answer_code(_password(client)).headers["Location"]
+    assert location.startswith("/login/passkey/enrol?")
+    csrf = csrf_of(client.get(location).text)
+    options = client.post("/login/passkey/options", data={
+        "csrf_token": csrf, "signin": query_of(location)["signin"]}).get_json()["options"]
+    monkeypatch.setitem(app.config, "IDP_STEP_UP_MAX_AGE", -1)  # left open, then answered
+    late = client.post(location, data={"csrf_token": csrf,
+                                       "credential": json.dumps(authenticator.create(options))})
+    assert late.status_code == 400 and not signed_in(client)
+    assert db.session.scalar(select(func.count()).select_from(WebAuthnCredential)) == 0

@@ -256,6 +256,20 @@ def test_select_account_switches_without_the_password_and_steps_up(client, drive
     assert claims["org_slug"] == "beta" and "mfa" in claims["amr"]
 
 
+def test_select_account_does_not_switch_the_company_in_use_before_the_missing_factor(
+        client, driver, alice, beta, shared):
+    """Like Switch account on the account page: a stricter company is the one in use only
+    once its factor is done (else a session of one factor says, and next picks, Beta)."""
+    page, _ = _to_pending_picker(client, driver, shared)
+    _code_of(driver, _pick(client, page, get_by_slug("acme").id), shared)
+    page = driver.follow(_authorize(driver, shared, prompt="select_account")[0])
+    answer = driver.follow(_pick(client, page, beta.id))
+    assert "Enter your code" in answer.text  # the step-up is pending
+    assert "for Acme." in client.get("/account").text, "not switched before the factor"
+    response, _ = _authorize(driver, shared, prompt="none")
+    assert "code" in query_of(response.headers["Location"]), "Acme is still the one in use"
+
+
 def test_switch_account_on_a_hosted_page_shows_the_picker_again(client, factory, driver,
                                                                 alice, beta):
     consenting = factory.client(shared=True, third_party=True)
@@ -304,6 +318,20 @@ def test_the_notice_closes_until_the_next_sign_in(client, driver, rp):
     assert "You are using the account" in client.get("/account").text
 
 
+@pytest.mark.parametrize("target", ["/\t/evil.example/x", "/\n/evil.example", "/ /evil.example",
+                                    "/\x0b/evil.example", "/\x7f/evil.example"])
+def test_the_notice_never_sends_to_another_site_through_a_control_character(client, driver,
+                                                                              rp, target):
+    """Browsers drop tabs and newlines from a URL: ``/<tab>/evil`` is ``//evil``. The 404
+    page of ``/%09/evil.example`` carries that path in the notice's close form."""
+    driver.sign_in()
+    page = client.get("/%09/evil.example")
+    assert 'name="next" value="/\t/evil.example"' in page.text
+    closed = client.post("/account/notice/close", data={"next": target,
+                                                        "csrf_token": csrf_of(page.text)})
+    assert closed.status_code == 303 and closed.headers["Location"] == "/account"
+
+
 # --- tokens: claims, refresh bound to the membership and the tenant ----------------------
 
 
@@ -348,6 +376,27 @@ def test_refresh_after_the_tenant_is_disabled_is_invalid_grant(client, driver, a
     memberships.set_active(beta, True)
     db.session.commit()
     assert _refresh(driver, shared, tokens["refresh_token"]).status_code == 200
+
+
+def test_refresh_after_the_client_stops_serving_the_tenant_is_invalid_grant(
+        client, driver, alice, beta, shared):
+    """A tenant taken off a shared client's list: its people's refresh tokens there die."""
+    tokens = _beta_tokens(client, driver, shared)
+    clients.share_with(_client_row(shared), [get_by_slug("acme")])
+    db.session.commit()
+    refreshed = _refresh(driver, shared, tokens["refresh_token"])
+    assert refreshed.status_code == 400 and refreshed.get_json()["error"] == "invalid_grant"
+
+
+def test_a_code_redeemed_after_the_tenant_is_disabled_is_invalid_grant(client, driver, alice,
+                                                                       beta, shared):
+    """Disabled, a tenant signs nobody in: a code issued just before is worth nothing."""
+    response, verifier = _authorize(driver, shared, organization="beta")
+    code = _code_of(driver, driver.answer_code(_password(driver, response)), shared)
+    memberships.set_active(beta, False)
+    db.session.commit()
+    redeemed = driver.exchange(shared, {"code": code, "_verifier": verifier})
+    assert redeemed.status_code == 400 and redeemed.get_json()["error"] == "invalid_grant"
 
 
 def test_a_disabled_tenant_is_refused_at_authorization(app, factory, driver, alice):

@@ -312,3 +312,20 @@ def test_accepted_in_another_tab(driver, rp, acme):
     assert _acceptances() == 1
     assert_error_redirect(_answer(driver, second, "decline"), rp.redirect_uri, "access_denied",
                           state="tab2")
+
+
+def test_a_tenants_document_at_a_shared_client_is_asked_of_its_members_only(factory, driver,
+                                                                             acme, alice):
+    """Acme requires its document at the portal it shares with Globex: a person who signs
+    in there for Globex is not shown (nor asked to accept) Acme's terms."""
+    from idp.models import Membership
+
+    globex = factory.tenant("globex", "Globex")
+    db.session.add(Membership(user_id=alice.id, tenant_id=globex.id, role="member"))
+    db.session.commit()
+    shared = factory.client(redirect_uri="https://shared.example.com/cb", shared=True)
+    publish(acme, name="acme-portal-terms", client=_client_row(shared), en="Acme portal text.")
+    driver.sign_in()
+    assert _is_code(_authorize(driver, shared, organization="globex"), shared)
+    page = _terms_page(driver, _authorize(driver, shared, organization="acme"))
+    assert "Acme portal text." in page.text
