@@ -126,6 +126,8 @@ class Grant(db.Model):
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     claims: Mapped[dict | None] = mapped_column(JSONType)
+    # The request's ``claims_locales`` (OIDC Core 5.2): the languages of localised claims.
+    claims_locales: Mapped[str | None] = mapped_column(String(100))
     auth_time: Mapped[int] = mapped_column(Epoch, nullable=False)
     acr: Mapped[str | None] = mapped_column(String(64))
     amr: Mapped[list] = mapped_column(JSONType, nullable=False, default=list)

@@ -47,13 +47,15 @@ from idp.oauth.claims import (
 from idp.oauth.grants import AuthorizedSubject
 from idp.oauth.id_token_hint import InvalidHint, decode_id_token_hint
 from idp.oauth.server import authorization_server
+from idp.services.locale import claims_locales
 
 bp = Blueprint("authorize", __name__)
 
 MAX_PARAM_LENGTH = 4096
 AUTHORIZATION_PARAMS = (
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "prompt",
-    "max_age", "login_hint", "id_token_hint", "ui_locales", "claims", "acr_values",
+    "max_age", "login_hint", "id_token_hint", "ui_locales", "claims_locales", "claims",
+    "acr_values",
     "code_challenge", "code_challenge_method", "response_mode", "organization", "display",
 )
 SINGLE_VALUED = AUTHORIZATION_PARAMS
@@ -232,7 +234,8 @@ def _issue_code(flow: flows.Flow, auth: Authentication, client):
     stored.user = AuthorizedSubject(
         user=auth.user, tenant_id=flow.data.get("tenant_id"),
         auth_time=auth.auth_time or int(time.time()), amr=auth.amr, acr=auth.acr,
-        sid=auth.sid, claims=flow.data.get("claims"))
+        sid=auth.sid, claims=flow.data.get("claims"),
+        claims_locales=claims_locales(flow.params.get("claims_locales")))
     if flow.data.get("tenant_id") is not None:
         tenant_pick.use(session, flow.data["tenant_id"])  # the company now in use
     code = grant.generate_authorization_code()

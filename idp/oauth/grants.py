@@ -37,6 +37,7 @@ class AuthorizedSubject:
     acr: str | None
     sid: str | None
     claims: dict | None = None
+    claims_locales: str | None = None
 
     def get_user_id(self) -> int:
         return self.user.id
@@ -89,7 +90,8 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):
             redirect_uri=payload.get("redirect_uri"), scope=request.scope or "",
             nonce=payload.get("nonce"), code_challenge=payload.get("code_challenge"),
             code_challenge_method=payload.get("code_challenge_method"),
-            claims=subject.claims, auth_time=subject.auth_time, acr=subject.acr,
+            claims=subject.claims, claims_locales=subject.claims_locales,
+            auth_time=subject.auth_time, acr=subject.acr,
             amr=subject.amr, sid=subject.sid, created_at=now,
             code_expires_at=now + current_app.config["IDP_CODE_TTL"])
         db.session.add(grant)
@@ -209,5 +211,6 @@ class IDToken(OpenIDCode):
         claims["at_hash"] = create_half_hash(token["access_token"], alg).decode("ascii")
         requested = (grant.claims or {}).get("id_token")
         claims.update(user_claims(request.user, grant.scope, requested))
-        claims.update(tokens.org_claims(tokens.org_context(grant.user_id, grant.tenant_id)))
+        claims.update(tokens.org_claims(tokens.org_context(grant.user_id, grant.tenant_id,
+                                                           grant.claims_locales)))
         return current_app.extensions["idp_keys"].sign(claims, alg)

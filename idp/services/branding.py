@@ -39,6 +39,7 @@ from sqlalchemy import select
 from idp.extensions import db
 from idp.models import Client, Tenant, TenantLogo
 from idp.services.clients import serves
+from idp.services.locale import localised_name
 from idp.services.logos import Logo
 from idp.services.tenants import get_by_slug
 
@@ -227,12 +228,8 @@ def logo_path(tenant: Tenant) -> str | None:
 def display_name(tenant: Tenant, locales: list[str] | tuple[str, ...] = ()) -> str:
     """The tenant's name in the first of ``locales`` it has one for, else its brand name."""
     settings = tenant.settings if isinstance(tenant.settings, dict) else {}
-    names = settings.get("brand_names") if isinstance(settings.get("brand_names"), dict) else {}
-    for locale in locales:
-        value = names.get(str(locale).replace("_", "-").split("-")[0].lower())
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:MAX_NAME]
-    return str(settings.get("brand_name") or tenant.name)[:MAX_NAME]
+    default = str(settings.get("brand_name") or tenant.name)
+    return localised_name(settings, default, locales)[:MAX_NAME]
 
 
 def branding(tenant: Tenant, locale: str | None = None) -> Branding:

@@ -77,3 +77,27 @@ def save_choice(user, choice: str, supported: Sequence[str]) -> str | None:
     if language and user is not None:
         user.locale = language
     return language
+
+
+MAX_CLAIMS_LOCALES = 100
+
+
+def claims_locales(raw: object) -> str | None:
+    """The request's ``claims_locales`` as stored with the grant: its language tags
+    (space-separated, OIDC Core 5.2), the ones that are tags, at most 100 characters."""
+    tags = [language_of(tag) for tag in str(raw or "").split()[:10]]
+    kept = " ".join(dict.fromkeys(tag for tag in tags if tag))
+    return kept[:MAX_CLAIMS_LOCALES] or None
+
+
+def localised_name(settings: object, default: str, locales: object = ()) -> str:
+    """A tenant's name in the first of ``locales`` (tags, or a space-separated string)
+    it has one for (``settings["brand_names"]``), else ``default``."""
+    names = settings.get("brand_names") if isinstance(settings, dict) else None
+    tags = locales.split() if isinstance(locales, str) else list(locales or ())
+    if isinstance(names, dict):
+        for tag in tags:
+            value = names.get(language_of(tag))
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return default

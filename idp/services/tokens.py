@@ -36,6 +36,7 @@ from idp.models import (
 )
 from idp.models.oauth import digest
 from idp.oauth.claims import user_claims
+from idp.services.locale import localised_name
 
 ACCESS_TOKEN_TYP = "at+jwt"
 # The jti of an access token that has no row (client_credentials); signed, so unforgeable.
@@ -58,15 +59,19 @@ class OrgContext:
     name: str = ""
 
 
-def org_context(user_id: int | None, tenant_id: int | None) -> OrgContext | None:
+def org_context(user_id: int | None, tenant_id: int | None,
+                locales: str | None = None) -> OrgContext | None:
+    """The person's membership in the tenant; ``org_name`` in the first of ``locales`` (the
+    grant's ``claims_locales``) the tenant has a name for, else its name."""
     if user_id is None or tenant_id is None:
         return None
     row = db.session.execute(
-        select(Tenant.slug, Membership.role, Tenant.name)
+        select(Tenant.slug, Membership.role, Tenant.name, Tenant.settings)
         .join(Membership, Membership.tenant_id == Tenant.id)
         .where(Tenant.id == tenant_id, Membership.user_id == user_id)
     ).first()
-    return OrgContext(tenant_id, row.slug, row.role, row.name) if row else None
+    return OrgContext(tenant_id, row.slug, row.role,
+                      localised_name(row.settings, row.name, locales)) if row else None
 
 
 def org_claims(org: OrgContext | None) -> dict:
@@ -111,7 +116,7 @@ def issue_values(keystore, settings: TokenSettings, *, client: Client, scope: st
         if grant.sid:
             claims["sid"] = grant.sid
         if org is LOOK_UP:
-            org = org_context(grant.user_id, grant.tenant_id)
+            org = org_context(grant.user_id, grant.tenant_id, grant.claims_locales)
         claims.update(org_claims(org))
     access_token = keystore.sign(claims, "ES256", ACCESS_TOKEN_TYP)
     values = {"jti": jti, "client_id": client.client_id, "user_id": user.id if user else None,
@@ -216,6 +221,7 @@ class GrantFacts:
     sid: str | None
     created_at: int
     revoked_at: int | None
+    claims_locales: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,7 @@ class RefreshState:
 
 
 _GRANT_COLUMNS = ("id", "user_id", "tenant_id", "scope", "auth_time", "acr", "amr", "sid",
-                  "created_at", "revoked_at")
+                  "created_at", "revoked_at", "claims_locales")
 
 
 def _joined(columns, member_of):
@@ -268,6 +274,7 @@ def _refresh_select():
                    *(getattr(Grant, c).label(f"g_{c}") for c in _GRANT_COLUMNS),
                    User.sub.label("user_sub"), User.active.label("user_active"),
                    Tenant.slug, Membership.role, Tenant.name,
+                   Tenant.settings.label("tenant_settings"),
                    Tenant.active.label("tenant_active"),
                    # Does the client still serve the token's tenant (clients.serves)?
                    Client.tenant_id.label("client_tenant_id"),
@@ -289,7 +296,8 @@ def refresh_state(refresh_token: str) -> RefreshState | None:
         return None
     grant = (GrantFacts(**{c: getattr(row, f"g_{c}") for c in _GRANT_COLUMNS})
              if row.g_id is not None else None)
-    org = (OrgContext(grant.tenant_id, row.slug, row.role, row.name)
+    org = (OrgContext(grant.tenant_id, row.slug, row.role,
+                      localised_name(row.tenant_settings, row.name, grant.claims_locales))
            if grant is not None and grant.tenant_id is not None and row.role is not None
            and row.slug is not None else None)
     return RefreshState(row.id, row.client_id, row.user_id, row.tenant_id, row.grant_id,
