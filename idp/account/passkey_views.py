@@ -25,12 +25,10 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from idp.account.security_views import codes_page
-from idp.account.views import recent_strong_login
+from idp.account.views import recent_strong_login, step_up
 from idp.extensions import db
 from idp.factors.base import Accepted, Rejected
 from idp.factors.registry import get_factor
-from idp.flows import base as flows
-from idp.flows import signin
 from idp.flows.signin_views import passkey_error
 from idp.services import passkeys, recovery_codes
 
@@ -92,14 +90,7 @@ def page():
 @bp.route("/confirm", methods=["POST"])
 def confirm():
     """Step-up: the password again, then the second factor, then back to this page."""
-    attempt = signin.start_reauthentication("account_passkeys.page")
-    outcome = signin.submit_password(attempt, g.user.email,
-                                     request.form.get("password", "")[:1024],
-                                     request.remote_addr)
-    if outcome.state in (signin.State.SECOND_FACTOR, signin.State.ENROL):
-        return redirect(url_for(signin.step_endpoint(attempt), signin=attempt.id), code=303)
-    flows.finish(attempt)
-    return _page("password", 400)
+    return step_up("account_passkeys.page") or _page("password", 400)
 
 
 @bp.route("/options", methods=["POST"])

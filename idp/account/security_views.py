@@ -25,14 +25,12 @@ from flask import (
 from flask_babel import format_date
 from flask_babel import gettext as _
 
-from idp.account.views import no_store, recent_strong_login
+from idp.account.views import no_store, recent_strong_login, step_up
 from idp.extensions import db
 from idp.factors.recovery_code import COUNT as RECOVERY_CODE_COUNT
 from idp.factors.recovery_code import remaining
 from idp.factors.registry import get_factor
 from idp.factors.totp import credential_of
-from idp.flows import base as flows
-from idp.flows import signin
 from idp.services import factor_settings, trusted_browsers
 
 bp = Blueprint("security", __name__, url_prefix="/account/security")
@@ -99,14 +97,7 @@ def confirm():
     """Confirm it is you: the password here, then the second factor's page."""
     if g.user is None:
         return redirect(url_for("flows.login"), code=303)
-    attempt = signin.start_reauthentication("security.page")
-    outcome = signin.submit_password(attempt, g.user.email,
-                                     request.form.get("password", "")[:1024],
-                                     request.remote_addr)
-    if outcome.state is signin.State.SECOND_FACTOR:
-        return redirect(url_for("flows.login_code", signin=attempt.id), code=303)
-    flows.finish(attempt)
-    return _page("password", 400)
+    return step_up("security.page") or _page("password", 400)
 
 
 def codes_page(codes: list[str], back: str | None = None):

@@ -25,6 +25,8 @@ from flask import (
 
 from idp.account.language_views import apply_choice
 from idp.extensions import db
+from idp.flows import base as flows
+from idp.flows import signin
 from idp.flows.signup_messages import field_errors, link_message
 from idp.services import accounts, email_address, email_change
 from idp.services.locale import LANGUAGE_NAMES
@@ -66,6 +68,20 @@ def recent_strong_login(now: int | None = None) -> bool:
     # A trusted browser's remembered factors are not a fresh proof.
     proved = [r for r in completed_factors(session) if not r.get("trusted_browser")]
     return fresh and assurance.level_of(proved) >= 2
+
+
+def step_up(return_to: str) -> Response | None:
+    """"Confirm it is you" before a factor changes: the password typed on the page starts a
+    fresh sign-in (``signin.start_reauthentication``) whose next step, the second factor,
+    comes back to ``return_to``; None when the password is wrong (the page says so)."""
+    attempt = signin.start_reauthentication(return_to)
+    outcome = signin.submit_password(attempt, g.user.email,
+                                     request.form.get("password", "")[:1024],
+                                     request.remote_addr)
+    if outcome.state in (signin.State.SECOND_FACTOR, signin.State.ENROL):
+        return redirect(url_for(signin.step_endpoint(attempt), signin=attempt.id), code=303)
+    flows.finish(attempt)
+    return None
 
 
 @bp.route("", methods=["GET"])
