@@ -305,3 +305,17 @@ def test_the_trust_browser_option_is_set_by_the_cli(app, ctx, factory):
     db.session.expire_all()
     assert trust_days([get_by_slug("acme")]) == 0
     assert trust_days([]) == 0  # no tenant in play: off
+
+
+def test_at_phishing_resistant_an_enrolled_passkey_is_asked_after_another_second_factor(
+        ctx, person):
+    """A code done first (remembered by a trusted browser, say) does not meet the policy:
+    the person's passkey is asked next, not a second registration."""
+    from idp.flows import signin
+
+    pwd = assurance.completed("password", Accepted(person.id, ("pwd",)))
+    otp = assurance.completed("email_code", Accepted(person.id, ("otp",)))
+    with pytest.raises(signin.EnrolmentNeeded):
+        signin._next_factor(person, [pwd, otp], 3, [])
+    _passkey(person)
+    assert signin._next_factor(person, [pwd, otp], 3, []).id == "webauthn"
