@@ -129,6 +129,18 @@ def factory(app, ctx) -> Factory:
 
 
 @pytest.fixture
+def required(factory):
+    """Tenant acme with the MFA policy `required` (a second factor after the password)."""
+    from idp.extensions import db
+    from idp.factors.assurance import REQUIRED, set_mfa_policy
+
+    tenant = factory.tenant()
+    set_mfa_policy(tenant, REQUIRED)
+    db.session.commit()
+    return tenant
+
+
+@pytest.fixture
 def driver(app, client, factory) -> Driver:
     return Driver(app, client)
 

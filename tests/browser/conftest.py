@@ -222,3 +222,9 @@ def two_tenant_person(factory, person):
     db.session.add(Membership(user_id=person.id, tenant_id=globex.id, role="admin"))
     db.session.commit()
     return person
+
+
+@pytest.fixture
+def required_rp(required, make_rp):
+    """A relying party of acme, whose policy asks for a second factor."""
+    return make_rp()

@@ -8,22 +8,12 @@ import re
 
 import pytest
 
-from idp.extensions import db
-from idp.factors.assurance import REQUIRED, set_mfa_policy
 from tests.browser.pages import assert_page_ok, callback_query, sign_in
 from tests.smtp import text_of
 
 pytestmark = pytest.mark.browser
 EMAIL = "alice@example.com"
 CODE_RE = re.compile(r"^\s*(\d{6})\s*$", re.M)
-
-
-@pytest.fixture
-def required_rp(factory, make_rp):
-    tenant = factory.tenant()
-    set_mfa_policy(tenant, REQUIRED)
-    db.session.commit()
-    return make_rp()
 
 
 def _code(mail) -> str:

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from idp.extensions import db
-from idp.factors.assurance import PHISHING_RESISTANT, REQUIRED, set_mfa_policy
+from idp.factors.assurance import PHISHING_RESISTANT, set_mfa_policy
 from idp.factors.registry import get_factor
 from tests import outbox
 from tests.browser.pages import (
@@ -45,14 +45,6 @@ def stored_credentials(cdp, authenticator_id: str) -> list[dict]:
 # What a browser without conditional mediation (passkeys in the autofill) looks like.
 NO_AUTOFILL = """Object.defineProperty(PublicKeyCredential, "isConditionalMediationAvailable",
                                       {value: undefined, configurable: true});"""
-
-
-@pytest.fixture
-def required_rp(factory, make_rp):
-    tenant = factory.tenant()
-    set_mfa_policy(tenant, REQUIRED)
-    db.session.commit()
-    return make_rp()
 
 
 TEXT = {

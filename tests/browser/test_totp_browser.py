@@ -13,7 +13,6 @@ import pytest
 
 from idp.extensions import db
 from idp.factors import totp
-from idp.factors.assurance import REQUIRED, set_mfa_policy
 from idp.factors.registry import get_factor
 from idp.services import recovery_codes
 from tests.browser.pages import assert_page_ok, callback_query, phone_only, sign_in
@@ -22,14 +21,6 @@ from tests.smtp import text_of
 pytestmark = pytest.mark.browser
 EMAIL = "alice@example.com"
 CODE_RE = re.compile(r"^\s*(\d{6})\s*$", re.M)
-
-
-@pytest.fixture
-def required_rp(factory, make_rp):
-    tenant = factory.tenant()
-    set_mfa_policy(tenant, REQUIRED)
-    db.session.commit()
-    return make_rp()
 
 
 def _enrolled(factory, **kwargs) -> pyotp.TOTP:

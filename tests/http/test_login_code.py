@@ -38,14 +38,6 @@ def client(app):
 
 
 @pytest.fixture
-def required(factory):
-    tenant = factory.tenant()
-    set_mfa_policy(tenant, REQUIRED)
-    db.session.commit()
-    return tenant
-
-
-@pytest.fixture
 def rp(factory, required, alice):
     return factory.client()
 

@@ -15,7 +15,6 @@ from sqlalchemy import func, select, text
 
 from idp.extensions import db
 from idp.factors import sealed, totp
-from idp.factors.assurance import REQUIRED, set_mfa_policy
 from idp.factors.base import Accepted, Attempt, Rejected
 from idp.factors.registry import get_factor
 from idp.models import (
@@ -38,14 +37,6 @@ CODES_RE = re.compile(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>")
 @pytest.fixture
 def client(app):
     return outbox.isolated_client(app)
-
-
-@pytest.fixture
-def required(factory):
-    tenant = factory.tenant()
-    set_mfa_policy(tenant, REQUIRED)
-    db.session.commit()
-    return tenant
 
 
 @pytest.fixture
