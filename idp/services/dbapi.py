@@ -1,0 +1,142 @@
+"""The few hottest statements, run on the DBAPI cursor.
+
+On the machine paths (idp/oauth/lean.py) one indexed statement is the whole database
+work of a request, and SQLAlchemy's execution layer (statement cache lookup, result
+metadata, row objects, the pool's checkout and reset) costs about as much as the
+database itself. Here a Core statement is compiled once per dialect, with the bind and
+result processors of its own column types (so values come back exactly as through
+SQLAlchemy: booleans, JSON), and run on a connection each thread keeps open.
+
+The connection is the engine's own (its connect listeners ran: SQLite's pragmas), taken
+out of the pool once per thread and process; a connection that fails is dropped and the
+caller falls back to the ordinary path. PostgreSQL connections are in autocommit mode: a
+read is one round trip; writes that need a transaction say so with ``transaction``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+_local = threading.local()
+
+
+class Statement:
+    """A Core statement built lazily, compiled once per dialect, run on a DBAPI cursor."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+        self._compiled: dict[str, tuple] = {}
+
+    def _for(self, dialect) -> tuple:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            statement = self._build()
+            compiled = statement.compile(dialect=dialect)
+            names = list(compiled.positiontup or ()) if compiled.positional else None
+            binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                     for name, bind in ((b.key, b) for b in compiled.binds.values())}
+            binds = {name: p for name, p in binds.items() if p is not None}
+            columns = getattr(statement, "exported_columns", ())
+            results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
+                            for c in columns)
+            found = (compiled.string, names, binds,
+                     results if any(results) else None, compiled.construct_params)
+            self._compiled[dialect.name] = found
+        return found
+
+    def execute(self, connection: Connection, params: dict[str, Any]) -> Any:
+        """Run it; returns the DBAPI cursor (its ``rowcount``, or rows via ``fetch``)."""
+        sql, names, binds, _results, construct = self._for(connection.dialect)
+        values = construct(params)
+        for name, process in binds.items():
+            values[name] = process(values[name])
+        cursor = connection.dbapi.cursor()
+        cursor.execute(sql, [values[n] for n in names] if names is not None else values)
+        return cursor
+
+    def rows(self, connection: Connection, params: dict[str, Any]) -> list[tuple]:
+        """All rows, each value as SQLAlchemy would have returned it."""
+        cursor = self.execute(connection, params)
+        try:
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        results = self._compiled[connection.dialect.name][3]
+        if results is None:
+            return [tuple(row) for row in fetched]
+        return [tuple(p(v) if p is not None else v for p, v in zip(results, row, strict=True))
+                for row in fetched]
+
+    def first(self, connection: Connection, params: dict[str, Any]) -> tuple | None:
+        found = self.rows(connection, params)
+        return found[0] if found else None
+
+
+class Connection:
+    """One thread's open DBAPI connection to one engine, and that engine's dialect."""
+
+    __slots__ = ("dbapi", "dialect", "broken")
+
+    def __init__(self, dbapi: Any, dialect):
+        self.dbapi, self.dialect, self.broken = dbapi, dialect, False
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """BEGIN ... COMMIT (ROLLBACK on any error) around the block's statements."""
+        cursor = self.dbapi.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if self.dialect.name == "sqlite" else "BEGIN")
+            yield self
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        else:
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+
+
+def _open(engine: Engine) -> Connection:
+    pooled = engine.raw_connection()
+    raw = pooled.driver_connection
+    pooled.detach()  # ours for the thread's life, no longer the pool's
+    if engine.dialect.name == "sqlite":
+        raw.isolation_level = None  # no implicit BEGIN: reads stand alone, writes say BEGIN
+    else:
+        raw.autocommit = True
+    return Connection(raw, engine.dialect)
+
+
+@contextmanager
+def connection(engine: Engine) -> Iterator[Connection]:
+    """This thread's connection to ``engine`` (opened on first use). An error of the
+    database or driver inside the block closes it, so the next request opens a new one."""
+    pid = os.getpid()
+    if getattr(_local, "pid", None) != pid:  # a fork: the parent's connections are not ours
+        _local.pid, _local.open = pid, weakref.WeakKeyDictionary()
+    found = _local.open.get(engine)
+    if found is None:
+        found = _local.open[engine] = _open(engine)
+    try:
+        yield found
+    except engine.dialect.loaded_dbapi.Error:
+        _local.open.pop(engine, None)
+        with suppress(Exception):  # it is being dropped anyway
+            found.dbapi.close()
+        raise
+
+
+def fetch_first(statement: Statement, engine: Engine, params: dict[str, Any]) -> tuple | None:
+    """One read on this thread's connection."""
+    with connection(engine) as conn:
+        return statement.first(conn, params)
+
+
+__all__: Sequence[str] = ("Connection", "Statement", "connection", "fetch_first")

@@ -1,0 +1,59 @@
+"""idp/services/dbapi.py: a statement on the DBAPI cursor returns exactly what SQLAlchemy
+returns (booleans, JSON, NULLs of outer joins), and a broken connection is replaced."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.extensions import db
+from idp.models import Token
+from idp.services import dbapi, tokens
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
+
+def _core_row(statement, params):
+    return tuple(db.session.connection().execute(statement, params).first())
+
+
+def test_the_joined_token_selects_read_as_through_sqlalchemy(app, ctx, driver, rp):
+    issued = driver.tokens(rp, scope="openid profile email")
+    access = tokens.decode_access_token(app.extensions["idp_keys"], app.config["IDP_ISSUER"],
+                                        issued["access_token"])
+    cases = [(tokens._access_select, {"jti": access["jti"]}),
+             (tokens._refresh_select, {"refresh_hash": tokens.digest(issued["refresh_token"])})]
+    for build, params in cases:
+        core = _core_row(build(), params)
+        raw = dbapi.fetch_first(dbapi.Statement(build), db.engine, params)
+        assert raw == core
+        assert [type(v) for v in raw] == [type(v) for v in core]
+    assert dbapi.fetch_first(dbapi.Statement(tokens._access_select), db.engine,
+                             {"jti": "none such"}) is None
+
+
+def test_a_write_in_a_transaction_and_a_rollback(app, ctx, driver, rp):
+    driver.tokens(rp)
+    token_id = db.session.query(Token.id).filter(Token.refresh_hash.isnot(None)).scalar()
+    claim = dbapi.Statement(lambda: tokens._rotation_statements()[0])
+    db.session.commit()  # nothing of the session's open while another connection writes
+    with dbapi.connection(db.engine) as conn:
+        with pytest.raises(RuntimeError), conn.transaction():
+            assert claim.execute(conn, {"old_id": token_id, "now": 5}).rowcount == 1
+            raise RuntimeError("rolled back")
+        with conn.transaction():
+            assert claim.execute(conn, {"old_id": token_id, "now": 7}).rowcount == 1
+            assert claim.execute(conn, {"old_id": token_id, "now": 9}).rowcount == 0
+    db.session.expire_all()
+    assert db.session.get(Token, token_id).rotated_at == 7
+
+
+def test_a_failed_connection_is_dropped_and_replaced(app, ctx):
+    bad = dbapi.Statement(lambda: db.text("SELECT * FROM no_such_table"))
+    with dbapi.connection(db.engine) as first:
+        pass
+    with pytest.raises(db.engine.dialect.loaded_dbapi.Error):
+        dbapi.fetch_first(bad, db.engine, {})
+    with dbapi.connection(db.engine) as second:
+        assert second is not first
+    with dbapi.connection(db.engine) as third:
+        assert third is second
