@@ -23,8 +23,12 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 _local = threading.local()
+# Pools whose connection is the database (SQLite in memory): shared, never detached.
+SHARED_POOLS = (StaticPool, SingletonThreadPool)
+_keep: set = set()
 
 
 class Statement:
@@ -106,7 +110,10 @@ class Connection:
 def _open(engine: Engine) -> Connection:
     pooled = engine.raw_connection()
     raw = pooled.driver_connection
-    pooled.detach()  # ours for the thread's life, no longer the pool's
+    if not isinstance(engine.pool, SHARED_POOLS):
+        pooled.detach()  # ours for the thread's life, no longer the pool's
+    else:
+        _keep.add(pooled)  # an in-memory SQLite: the pool's one connection, shared as it is
     if engine.dialect.name == "sqlite":
         raw.isolation_level = None  # no implicit BEGIN: reads stand alone, writes say BEGIN
     else:
