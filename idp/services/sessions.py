@@ -27,7 +27,7 @@ import time
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadData, URLSafeTimedSerializer
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from werkzeug.datastructures import CallbackDict
 
 from idp.extensions import db
@@ -39,6 +39,15 @@ SECURE_COOKIE_NAME = "__Host-idp_session"
 COOKIE_KEYS = frozenset({"csrf_token", "ui_locales", "locale"})  # locale: the switcher
 MAX_COOKIE_VALUE = 2048
 SIGNING_SALT = "idp.browser-session.cookie"
+
+
+_TABLE = BrowserSession.__table__
+# Built once: every hosted page's request runs one of them.
+_OPEN = select(_TABLE.c.data, _TABLE.c.sid, _TABLE.c.created_at).where(
+    _TABLE.c.id_hash == bindparam("h"), _TABLE.c.expires_at > bindparam("now"))
+_INSERT = insert(_TABLE)
+_UPDATE = update(_TABLE).where(_TABLE.c.id_hash == bindparam("h"))
+_DELETE = delete(_TABLE).where(_TABLE.c.id_hash == bindparam("h"))
 
 
 def _hash(token: str) -> str:
@@ -96,11 +105,7 @@ class DatabaseSessionInterface(SessionInterface):
             return self._open_signed(app, value)
         if len(value) > 128:
             return ServerSession()
-        row = db.session.execute(
-            select(BrowserSession.data, BrowserSession.sid, BrowserSession.created_at)
-            .where(BrowserSession.id_hash == _hash(value),
-                   BrowserSession.expires_at > int(time.time()))
-        ).first()
+        row = db.session.execute(_OPEN, {"h": _hash(value), "now": int(time.time())}).first()
         if row is None:
             return ServerSession()
         return ServerSession(dict(row.data), value, row.sid, row.created_at)
@@ -129,8 +134,7 @@ class DatabaseSessionInterface(SessionInterface):
         if any(stale):
             with db.engine.begin() as conn:
                 for token in filter(None, stale):
-                    conn.execute(delete(BrowserSession).where(
-                        BrowserSession.id_hash == _hash(token)))
+                    conn.execute(_DELETE, {"h": _hash(token)})
         response.vary.add("Cookie")
         if not keep_row:
             light = {k: v for k, v in session.items() if k in COOKIE_KEYS and v}
@@ -159,14 +163,12 @@ class DatabaseSessionInterface(SessionInterface):
                       else now + app.config["IDP_FLOW_TTL"])
         with db.engine.begin() as conn:
             if created:
-                conn.execute(insert(BrowserSession).values(
-                    id_hash=_hash(session.token), sid=session.sid, user_id=user_id,
-                    data=dict(session), created_at=now, expires_at=expires_at))
+                conn.execute(_INSERT, {"id_hash": _hash(session.token), "sid": session.sid,
+                                       "user_id": user_id, "data": dict(session),
+                                       "created_at": now, "expires_at": expires_at})
             else:
-                conn.execute(update(BrowserSession)
-                             .where(BrowserSession.id_hash == _hash(session.token))
-                             .values(data=dict(session), user_id=user_id,
-                                     expires_at=expires_at))
+                conn.execute(_UPDATE, {"h": _hash(session.token), "data": dict(session),
+                                       "user_id": user_id, "expires_at": expires_at})
         if created:
             response.set_cookie(name, session.token, max_age=None, path="/",
                                 secure=secure, httponly=True, samesite="Lax")

@@ -23,7 +23,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
@@ -87,6 +87,18 @@ def _unflushed_transaction():
         yield connection
 
 
+_TABLE = RateLimitCounter.__table__
+# Built once: a limited POST runs them on every request (building one costs as much as
+# running it on SQLite).
+_INCREMENT = (update(_TABLE).where(_TABLE.c.key == bindparam("k"),
+                                   _TABLE.c.window_start == bindparam("start"))
+              .values(count=_TABLE.c.count + 1))
+_INSERT = insert(_TABLE)
+_LIVE = select(_TABLE.c.window_start, _TABLE.c.count).where(
+    _TABLE.c.key == bindparam("k"), _TABLE.c.window_start > bindparam("oldest"))
+_RESET = delete(_TABLE).where(_TABLE.c.key == bindparam("k"))
+
+
 class DatabaseCounter:
     """One row per key and bucket; an UPDATE ... SET count = count + 1 is atomic on both backends.
 
@@ -114,32 +126,25 @@ class DatabaseCounter:
         now = int(time.time() if now is None else now)
         start = _bucket(window, now)
         key = key[:200]
-        table = RateLimitCounter.__table__
         with self._transaction() as connection:
             if not self._increment(connection, key, start):
                 try:
                     with connection.begin_nested():
-                        connection.execute(insert(table).values(
-                            key=key, window_start=start, count=1, expires_at=start + window))
+                        connection.execute(_INSERT, {"key": key, "window_start": start,
+                                                     "count": 1, "expires_at": start + window})
                 except IntegrityError:
                     self._increment(connection, key, start)
             rows = connection.execute(
-                select(table.c.window_start, table.c.count).where(
-                    table.c.key == key,
-                    table.c.window_start > _oldest_live(window, now))).all()
+                _LIVE, {"k": key, "oldest": _oldest_live(window, now)}).all()
         return decide([(s, c) for s, c in rows], limit, window, now)
 
     @staticmethod
     def _increment(connection, key: str, start: int) -> bool:
-        table = RateLimitCounter.__table__
-        return bool(connection.execute(
-            update(table).where(table.c.key == key, table.c.window_start == start)
-            .values(count=table.c.count + 1)).rowcount)
+        return bool(connection.execute(_INCREMENT, {"k": key, "start": start}).rowcount)
 
     def reset(self, key: str, window: int) -> None:
-        table = RateLimitCounter.__table__
         with self._transaction() as connection:
-            connection.execute(delete(table).where(table.c.key == key[:200]))
+            connection.execute(_RESET, {"k": key[:200]})
 
     @staticmethod
     def purge_expired() -> int:
