@@ -675,7 +675,7 @@ def complete(flow: flows.Flow, ip: str | None) -> flows.Flow | None:
     flows.finish(flow)
     company = _company_in_use(flow, chosen)
     audit.record("login", user_id=flow.data["user_id"], ip=ip, amr=assurance.amr_of(done))
-    db.session.commit()
+    # Committed with the new session row as the response is saved (sessions.sign_in).
     sign_in(session, flow.data["user_id"], done)
     tenant_pick.use(session, company)
     return authorization

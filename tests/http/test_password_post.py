@@ -35,13 +35,14 @@ def _post(client, password: str, path: str = "/login"):
 @contextmanager
 def _counted():
     """The statements and commits the app sends meanwhile."""
-    seen = {"statements": [], "commits": 0}
+    seen: dict = {"statements": [], "commits": 0}
 
     def statement(conn, cursor, text, *args):
         seen["statements"].append(" ".join(text.split()))
 
     def commit(conn):
         seen["commits"] += 1
+        seen["statements"].append("COMMIT")
 
     event.listen(db.engine, "before_cursor_execute", statement)
     event.listen(db.engine, "commit", commit)
@@ -96,11 +97,20 @@ def test_a_one_factor_sign_in_keeps_every_record_in_one_commit(client, alice):
     assert _account_counter_rows(alice.id) == 0  # a success forgets the failures
     db.session.refresh(alice)
     assert alice.last_login_at is not None
-    # The fast path: the person is read once; four commits (the per-IP counter, the
-    # account counter's reset, the sign-in itself, the session row), not five.
-    user_reads = [s for s in seen["statements"] if s.startswith("SELECT users.")]
+    # The fast path: the person is read once, and the password step's audit entry is
+    # committed with the sign-in's own (no commit between them; the counters have
+    # transactions of their own).
+    statements = seen["statements"]
+    user_reads = [s for s in statements if s.startswith("SELECT users.")]
     assert len(user_reads) == 1, user_reads
-    assert seen["commits"] == 4, seen["statements"]
+    audits = [i for i, s in enumerate(statements) if s.startswith("INSERT INTO audit_events")]
+    assert len(audits) == 2, statements
+    assert "COMMIT" not in statements[audits[0]:audits[1]], statements
+    # ... and with the new session row: one commit for all three.
+    [row] = [i for i, s in enumerate(statements) if s.startswith("INSERT INTO browser_sessions")]
+    first, last = min(audits[0], row), max(audits[1], row)
+    assert "COMMIT" not in statements[first:last], statements
+    assert "COMMIT" in statements[last:], statements
     # And it is a signed-in session.
     fresh_request_state()
     assert client.get("/account").status_code == 200
