@@ -150,3 +150,22 @@ def test_the_company_step_still_commits_the_password_step(client, driver, factor
     assert answer.status_code == 303
     assert answer.headers["Location"].startswith("/login/select-tenant")
     assert [e.event for e in _events_after(last)] == ["login_factor"]
+
+
+def test_a_hash_with_other_parameters_is_replaced_at_sign_in(client, factory):
+    """Rehash on a parameter change: committed with the one-commit sign-in too."""
+    from argon2 import PasswordHasher, Type, extract_parameters
+
+    from idp.factors import password_hash
+
+    old = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, type=Type.ID)
+    user = factory.user(password=None, password_hash=old.hash(PASSWORD))
+    assert password_hash.needs_rehash(user.password_hash)
+    response, _old = _post(client, PASSWORD)
+    assert response.status_code == 303
+    db.session.expire_all()
+    db.session.refresh(user)
+    assert not password_hash.needs_rehash(user.password_hash)
+    assert extract_parameters(user.password_hash) == extract_parameters(
+        password_hash.HASHER.hash("x"))
+    assert password_hash.verify_password(user.password_hash, PASSWORD)
