@@ -96,3 +96,29 @@ class Factor(Protocol):
 
     def remove(self, user: Any) -> None:
         """Detach the factor from the account (the caller commits)."""
+
+
+# The one SELECT per tuple of factors (``enrolled_ids``), built once with a ``uid`` parameter.
+_ENROLMENT_QUERIES: dict[tuple[str, ...], Any] = {}
+
+
+def enrolled_ids(user: Any, factors: list) -> set[str]:
+    """The ids of ``factors`` this person set up. Factors whose set-up is rows of a table
+    say which (``enrolled_rows(user_id)``, a SELECT of them) and are asked in one
+    statement together; the others answer ``is_enrolled`` themselves."""
+    from sqlalchemy import bindparam, select
+
+    from idp.extensions import db
+
+    found = {f.id for f in factors if not hasattr(f, "enrolled_rows") and f.is_enrolled(user)}
+    kept = tuple(f for f in factors if hasattr(f, "enrolled_rows"))
+    if not kept or user is None or getattr(user, "id", None) is None:
+        return found
+    key = tuple(f.id for f in kept)
+    query = _ENROLMENT_QUERIES.get(key)
+    if query is None:
+        uid = bindparam("uid")
+        query = _ENROLMENT_QUERIES[key] = select(
+            *(f.enrolled_rows(uid).exists().label(f"e{i}") for i, f in enumerate(kept)))
+    answers = db.session.execute(query, {"uid": user.id}).one()
+    return found | {factor_id for factor_id, yes in zip(key, answers, strict=True) if yes}

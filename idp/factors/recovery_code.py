@@ -56,11 +56,17 @@ def digest(user_id: int, code: str) -> str:
     return hmac.new(key, f"{user_id}:{normalize(code)}".encode(), hashlib.sha256).hexdigest()
 
 
+def unused_query(user_id: Any):
+    """A SELECT of the person's unused codes (``user_id``: a value or a bind parameter)."""
+    return select(RecoveryCode.id).where(RecoveryCode.user_id == user_id,
+                                         RecoveryCode.used_at.is_(None))
+
+
 def remaining(user: Any) -> int:
     if user is None or getattr(user, "id", None) is None:
         return 0
-    return db.session.scalar(select(func.count(RecoveryCode.id)).where(
-        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))) or 0
+    return db.session.scalar(
+        select(func.count()).select_from(unused_query(user.id).subquery())) or 0
 
 
 class RecoveryCodeFactor:
@@ -72,6 +78,10 @@ class RecoveryCodeFactor:
 
     def is_enrolled(self, user: Any) -> bool:
         return remaining(user) > 0
+
+    def enrolled_rows(self, user_id: Any):
+        """The person's unused codes (``base.enrolled_ids``)."""
+        return unused_query(user_id)
 
     def is_available(self, tenant: Any) -> bool:
         return True

@@ -107,6 +107,12 @@ def credential_of(user: Any) -> TotpCredential | None:
     return db.session.scalar(select(TotpCredential).where(TotpCredential.user_id == user.id))
 
 
+def credential_query(user_id: Any):
+    """A SELECT of the person's authenticator app (``user_id``: a value or a bind
+    parameter): the row ``credential_of`` returns."""
+    return select(TotpCredential.id).where(TotpCredential.user_id == user_id)
+
+
 def consume(credential_id: int, step: int) -> bool:
     """Mark ``step`` used if it is newer than the last used one: True for the one winner."""
     result = db.session.execute(
@@ -125,6 +131,10 @@ class TotpFactor:
 
     def is_enrolled(self, user: Any) -> bool:
         return credential_of(user) is not None
+
+    def enrolled_rows(self, user_id: Any):
+        """The person's authenticator app (``base.enrolled_ids``)."""
+        return credential_query(user_id)
 
     def is_available(self, tenant: Any) -> bool:
         return True

@@ -37,6 +37,10 @@ class WebAuthnFactor:
     def is_enrolled(self, user: Any) -> bool:
         return passkeys.has_passkey(user)
 
+    def enrolled_rows(self, user_id: Any):
+        """The person's passkeys (``base.enrolled_ids``)."""
+        return passkeys.credentials_query(user_id)
+
     def is_available(self, tenant: Any) -> bool:
         return True
 

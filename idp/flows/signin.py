@@ -49,11 +49,18 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from flask import current_app, session
+from flask import current_app, g, session
 
 from idp.extensions import db
 from idp.factors import assurance
-from idp.factors.base import Accepted, Attempt, Factor, FactorUnavailable, Rejected
+from idp.factors.base import (
+    Accepted,
+    Attempt,
+    Factor,
+    FactorUnavailable,
+    Rejected,
+    enrolled_ids,
+)
 from idp.factors.registry import FACTORS, get_factor
 from idp.flows import base as flows
 from idp.flows import tenant_pick
@@ -221,8 +228,10 @@ def _second_factors(done: list[dict], tenants: list[Tenant]) -> list[Factor]:
 
 
 def _enrolled(user: User, factors: list[Factor]) -> list[Factor]:
-    """The ones the person set up, a ``fallback`` (recovery codes) after the others."""
-    return sorted((f for f in factors if f.is_enrolled(user)),
+    """The ones the person set up (one SELECT), a ``fallback`` (recovery codes) after the
+    others."""
+    ids = enrolled_ids(user, factors)
+    return sorted((f for f in factors if f.id in ids),
                   key=lambda f: bool(getattr(f, "fallback", False)))
 
 
@@ -242,7 +251,7 @@ def _next_factor(user: User, done: list[dict], needed: int, tenants: list[Tenant
         strong = [f for f in seconds if f.id in assurance.PHISHING_RESISTANT_FACTORS]
         if not strong:
             raise PolicyUnmet("phishing-resistant")
-        mine = [f for f in strong if f.is_enrolled(user)]
+        mine = [f for f in strong if f in enrolled]
         if mine:  # another second factor was done first (chosen instead): now the passkey
             return mine[0]
         raise EnrolmentNeeded(strong[0].id)
@@ -260,7 +269,8 @@ def alternatives(flow: flows.Flow) -> list[str]:
         return []
     tenants = _policy_tenants(flow, user)
     seconds = _second_factors(flow.data.get("done") or [], tenants)
-    usable = [f for f in seconds if f is seconds[0] or f.is_enrolled(user)]
+    enrolled = _enrolled(user, seconds)
+    usable = [f for f in seconds if f is seconds[0] or f in enrolled]
     if _needed(flow, tenants) >= assurance.PHISHING_RESISTANT_LEVEL:
         # Only a passkey meets the policy: any other way would lead back to it.
         usable = [f for f in usable if f.id in assurance.PHISHING_RESISTANT_FACTORS]
@@ -298,6 +308,9 @@ def choose_factor(flow: flows.Flow, factor_id: str, ip: str | None) -> Outcome:
 
 def _user(flow: flows.Flow) -> User | None:
     user = db.session.get(User, flow.data.get("user_id") or 0)
+    # Held for the rest of the request: the session's identity map keeps its objects weakly,
+    # and each step of a sign-in asks for the same person again (no second SELECT).
+    g.signin_user = user
     return user if user is not None and user.active else None
 
 
@@ -402,7 +415,9 @@ def _accept(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | None) 
 
 def submit_password(flow: flows.Flow, email: str | None, password: str | None,
                     ip: str | None, trusted_cookie: str | None = None) -> Outcome:
-    """The first factor: email address and password (same answer for every failure)."""
+    """The first factor: email address and password (same answer for every failure).
+
+    A DONE outcome is left uncommitted for ``complete``, which the caller runs next."""
     if flow.state != State.IDENTIFY.value:
         raise flows.FlowError("not identifying")
     email, password = (email or "").strip(), password or ""
@@ -429,10 +444,15 @@ def _identified(flow: flows.Flow, factor: Factor, result: Accepted, ip: str | No
     flow.data["user_id"] = result.user_id
     flow.data["done"] = []
     _accept(flow, factor, result, ip)
-    if trusted_cookie and _user(flow) is not None:
-        _remembered_by_browser(flow, _user(flow), trusted_cookie, ip)
-    db.session.commit()
-    return advance(flow, _user(flow), ip)
+    user = _user(flow)
+    if trusted_cookie and user is not None:
+        _remembered_by_browser(flow, user, trusted_cookie, ip)
+    outcome = advance(flow, user, ip)
+    if outcome.state is not State.DONE:
+        db.session.commit()
+    # DONE: ``complete`` commits this step's audit entry and counters with the sign-in's
+    # own, in one transaction (one commit for a one-factor sign-in, the user kept loaded).
+    return outcome
 
 
 PASSKEY = "webauthn"
@@ -653,10 +673,11 @@ def complete(flow: flows.Flow, ip: str | None) -> flows.Flow | None:
             authorization.data.update(tenant_id=chosen, user_id=flow.data["user_id"])
         flows.save(authorization)
     flows.finish(flow)
+    company = _company_in_use(flow, chosen)
     audit.record("login", user_id=flow.data["user_id"], ip=ip, amr=assurance.amr_of(done))
-    db.session.commit()
+    # Committed with the new session row as the response is saved (sessions.sign_in).
     sign_in(session, flow.data["user_id"], done)
-    tenant_pick.use(session, _company_in_use(flow, chosen))
+    tenant_pick.use(session, company)
     return authorization
 
 

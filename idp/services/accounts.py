@@ -20,6 +20,7 @@ import time
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from idp.extensions import db
 from idp.factors.password_hash import hash_password, needs_rehash, verify_password
@@ -274,7 +275,8 @@ def authenticate(email: str, password: str, *, ip: str | None = None, counter=No
 
 def memberships_for_client(user: User, client_tenant_id: int | None) -> list[Membership]:
     """Memberships this user may use at a client: its own tenant, or any for shared clients."""
-    query = select(Membership).where(Membership.user_id == user.id)
+    query = select(Membership).options(joinedload(Membership.tenant)).where(
+        Membership.user_id == user.id)
     if client_tenant_id is not None:
         query = query.where(Membership.tenant_id == client_tenant_id)
     return list(db.session.scalars(query.order_by(Membership.id)))

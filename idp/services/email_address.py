@@ -23,6 +23,7 @@ Decision (see docs/registration.md):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -76,7 +77,10 @@ def is_valid(raw: str | None) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1024)
 def _ascii_domain(domain: str) -> str:
+    """The domain's A-label form (IDNA 2008, UTS 46), or InvalidEmail. Remembered: the
+    IDNA mapping is most of the cost of normalising an address, and domains recur."""
     if domain.startswith("[") or any(c.isspace() for c in domain):
         raise InvalidEmail("malformed")
     if len(domain) > 253:

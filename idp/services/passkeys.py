@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -94,11 +94,15 @@ def credentials_of(user: User) -> list[WebAuthnCredential]:
         .order_by(WebAuthnCredential.created_at, WebAuthnCredential.id)))
 
 
+def credentials_query(user_id):
+    """A SELECT of the person's passkeys (``user_id``: a value or a bind parameter)."""
+    return select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user_id)
+
+
 def has_passkey(user: User | None) -> bool:
     if user is None or getattr(user, "id", None) is None:
         return False
-    return bool(db.session.scalar(select(func.count()).select_from(WebAuthnCredential)
-                                  .where(WebAuthnCredential.user_id == user.id)))
+    return bool(db.session.scalar(credentials_query(user.id).exists().select()))
 
 
 def get_credential(user: User, credential_pk: int | str | None) -> WebAuthnCredential:

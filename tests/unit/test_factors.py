@@ -19,6 +19,7 @@ from idp.factors.base import (
     NotEnrollable,
     NotMine,
     Rejected,
+    enrolled_ids,
 )
 from idp.factors.registry import FACTORS, get_factor
 from tests.support import PASSWORD, login_code
@@ -319,3 +320,37 @@ def test_at_phishing_resistant_an_enrolled_passkey_is_asked_after_another_second
         signin._next_factor(person, [pwd, otp], 3, [])
     _passkey(person)
     assert signin._next_factor(person, [pwd, otp], 3, []).id == "webauthn"
+
+
+def test_enrolled_ids_answers_what_is_enrolled_answers(ctx, factor, person):
+    """The sign-in asks every second factor's enrolment in one SELECT (``enrolled_ids``):
+    the same answers as each factor's ``is_enrolled``, before and after it is set up."""
+    every = list(FACTORS.values())
+    assert enrolled_ids(person, every) == {f.id for f in every if f.is_enrolled(person)}
+    if factor.id in SETUP:
+        SETUP[factor.id](person)
+    elif factor.id == "webauthn":
+        _passkey(person)
+    assert enrolled_ids(person, [factor]) == ({factor.id} if factor.is_enrolled(person)
+                                              else set())
+    assert enrolled_ids(person, every) == {f.id for f in every if f.is_enrolled(person)}
+    assert enrolled_ids(None, every) == set()
+
+
+def test_enrolled_ids_is_one_statement_for_the_factors_that_keep_rows(ctx, person):
+    from sqlalchemy import event
+
+    _setup_totp(person)
+    assert person.password_hash  # loaded again after the commit, before counting
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        found = enrolled_ids(person, list(FACTORS.values()))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert found == {"password", "totp"}
+    assert len(statements) == 1, statements

@@ -107,3 +107,33 @@ def test_counters_do_not_wait_for_a_wal_flush_on_postgresql(app, ctx):
         assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
     assert db.session.execute(db.text("SHOW synchronous_commit")).scalar() == "on"
     db.session.rollback()
+
+
+def test_a_hit_is_one_statement_on_its_own_connections_on_postgresql(app, ctx):
+    """PostgreSQL: the upsert and the live buckets in one autocommit statement, on the
+    counters' own connections (the caller's transaction neither sees it nor waits)."""
+    from sqlalchemy import event
+
+    from idp.extensions import db
+    from idp.services.throttle import _postgresql_engine
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (IDP_TEST_DATABASE_URL)")
+    counter = DatabaseCounter()
+    counter.hit("ip:one-statement", 3, 300, now=T0)  # connects
+    seen = []
+
+    def statement(conn, cursor, text, *args):
+        seen.append(text)
+
+    event.listen(_postgresql_engine(), "before_cursor_execute", statement)
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        decisions = hits(counter, [T0 + 1, T0 + 1, T0 + 2], key="ip:one-statement")
+    finally:
+        event.remove(_postgresql_engine(), "before_cursor_execute", statement)
+        event.remove(db.engine, "before_cursor_execute", statement)
+    assert [(d.allowed, d.count) for d in decisions] == [(True, 2), (True, 3), (False, 4)]
+    assert len(seen) == 3, seen
+    counter.reset("ip:one-statement", 300)
+    assert counter.hit("ip:one-statement", 3, 300, now=T0 + 3).count == 1
