@@ -32,12 +32,19 @@ class Statement:
 
     def __init__(self, build: Callable[[], Any]):
         self._build = build
+        self._core = None
         self._compiled: dict[str, tuple] = {}
+
+    def core(self) -> Any:
+        """The Core statement itself (built on first use), to run it through SQLAlchemy."""
+        if self._core is None:
+            self._core = self._build()
+        return self._core
 
     def _for(self, dialect) -> tuple:
         found = self._compiled.get(dialect.name)
         if found is None:
-            statement = self._build()
+            statement = self.core()
             compiled = statement.compile(dialect=dialect)
             names = list(compiled.positiontup or ()) if compiled.positional else None
             binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -46,8 +53,10 @@ class Statement:
             columns = getattr(statement, "exported_columns", ())
             results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
                             for c in columns)
-            found = (compiled.string, names, binds,
-                     results if any(results) else None, compiled.construct_params)
+            # (position, processor) of the columns that have one: most have none
+            processed = tuple((i, p) for i, p in enumerate(results) if p is not None)
+            found = (compiled.string, names, binds, processed or None,
+                     compiled.construct_params)
             self._compiled[dialect.name] = found
         return found
 
@@ -68,11 +77,16 @@ class Statement:
             fetched = cursor.fetchall()
         finally:
             cursor.close()
-        results = self._compiled[connection.dialect.name][3]
-        if results is None:
+        processed = self._compiled[connection.dialect.name][3]
+        if processed is None:
             return [tuple(row) for row in fetched]
-        return [tuple(p(v) if p is not None else v for p, v in zip(results, row, strict=True))
-                for row in fetched]
+        rows = []
+        for row in fetched:
+            values = list(row)
+            for i, process in processed:
+                values[i] = process(values[i])
+            rows.append(tuple(values))
+        return rows
 
     def first(self, connection: Connection, params: dict[str, Any]) -> tuple | None:
         found = self.rows(connection, params)
