@@ -223,25 +223,26 @@ class LeanMachinePaths:
         if form is None:
             return None
         if form.get("grant_type") == "client_credentials" and "refresh_token" not in form:
-            return self.in_app_context(self._client_credentials, environ, form)
+            return self._client_credentials(environ, form)
         if form.get("grant_type") == "refresh_token" and form.get("refresh_token"):
             return self.in_app_context(self._refresh, environ, form)
         return None
 
     def _client_credentials(self, environ: dict, form: dict[str, str]) -> Answer | None:
+        """No app context, no database on a client-cache hit: one ES256 signature."""
         from idp.oauth.grants import ClientCredentialsGrant, token_settings
-        from idp.oauth.server import authorization_server
         from idp.services import tokens
 
-        server = authorization_server()
+        server = self.app.extensions["idp_oauth"]
         client = authenticated_client(server, environ, form,
-                               tuple(ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS))
+                                      tuple(ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS))
         if client is None or not client.check_grant_type("client_credentials"):
             return None
         scope = form.get("scope")
         server.validate_requested_scope(scope)  # InvalidScopeError: the view answers it
-        body = tokens.issue_client_token(self.app.extensions["idp_keys"], token_settings(),
-                                         client=client, scope=scope or "")
+        body = tokens.issue_client_token(self.app.extensions["idp_keys"],
+                                         token_settings(self.app.config), client=client,
+                                         scope=scope or "")
         return token_answer(self.app, body)
 
 
