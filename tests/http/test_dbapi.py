@@ -57,3 +57,13 @@ def test_a_failed_connection_is_dropped_and_replaced(app, ctx):
         assert second is not first
     with dbapi.connection(db.engine) as third:
         assert third is second
+
+
+def test_a_forked_child_opens_its_own_connection(app, ctx):
+    """After a fork (os.register_at_fork) the parent's connections are not the child's."""
+    with dbapi.connection(db.engine) as parent:
+        pass
+    dbapi._forget_after_fork()  # what the child runs
+    with dbapi.connection(db.engine) as child:
+        assert child is not parent
+    parent.dbapi.close()

@@ -413,8 +413,8 @@ def test_the_lean_reads_push_no_context_and_run_no_orm(client, driver, rp, lean,
     token = driver.tokens(rp)["access_token"]
     assert _introspect(client, rp, token).status_code == 200  # warms the client cache
     executed = []
-    real = dbapi.Statement.execute
-    monkeypatch.setattr(dbapi.Statement, "execute",
+    real = dbapi.Statement._run
+    monkeypatch.setattr(dbapi.Statement, "_run",
                         lambda self, *args: executed.append(1) or real(self, *args))
     quiet.update(contexts=0, statements=0)
     lean.passed.clear()
