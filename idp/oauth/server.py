@@ -39,7 +39,7 @@ class AuthorizationServer(_FlaskAuthorizationServer):
         change to a client reaches this process within IDP_CLIENT_CACHE_TTL seconds.
         Unknown ids are not cached: a new client works at once. A hit needs no app
         context (the lean paths of idp/oauth/lean.py run without one); a miss outside
-        one reads in an app context of its own.
+        this app's context reads in a context of its own.
         """
         if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
             return None
@@ -49,10 +49,10 @@ class AuthorizationServer(_FlaskAuthorizationServer):
         hit = cache.get(client_id)
         if hit is not None and now - hit[1] < ttl:
             return hit[0]
-        if not has_app_context():
-            with self.app.app_context():
-                return self._load_client(client_id, ttl, now, cache)
-        return self._load_client(client_id, ttl, now, cache)
+        if has_app_context() and current_app._get_current_object() is self.app:
+            return self._load_client(client_id, ttl, now, cache)
+        with self.app.app_context():  # no context, or another app's (tests build several)
+            return self._load_client(client_id, ttl, now, cache)
 
     def _load_client(self, client_id: str, ttl: float, now: float, cache: dict):
         client = db.session.scalar(select(Client).where(Client.client_id == client_id))

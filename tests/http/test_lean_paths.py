@@ -266,9 +266,11 @@ def test_a_disabled_user_token_is_inactive(app, client, driver, rp, lean):
 
         db.session.execute(db.update(User).values(active=False))
         db.session.commit()
+    lean.passed.clear()
     assert _introspect(client, rp, token).get_json() == {"active": False}
     assert client.get("/oauth/userinfo", headers={
         "Authorization": f"Bearer {token}"}).status_code == 401
+    assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]  # the views said so
 
 
 # --- the refresh grant ------------------------------------------------------------------
@@ -538,3 +540,51 @@ def test_a_failing_database_connection_is_left_to_the_view(app, client, driver, 
     lean.passed.clear()
     assert _introspect(client, rp, token).get_json()["active"] is True
     assert lean.passed == []
+
+
+def test_two_apps_each_answer_from_their_own_database_and_keys(app, client, rp, lean,
+                                                               tmp_path, monkeypatch):
+    """Nothing of one app leaks into another's lean path: its client cache, engine, DBAPI
+    connection and keys are its own, even while another app's context is pushed (the
+    ``ctx`` fixture here) and with a client of the same id and another secret."""
+    from flask.testing import FlaskClient
+    from flask_migrate import upgrade
+
+    from idp import create_app
+    from idp.oauth.keys import ensure_keys
+    from idp.observability import readiness_problems
+    from idp.services.clients import create_client
+
+    monkeypatch.setenv("IDP_INSTANCE_DIR", str(tmp_path))
+    other = create_app({"TESTING": True, "SERVER_NAME": None,
+                        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'other.db'}",
+                        "IDP_ISSUER": "http://other.example", "IDP_KEYS_DIR": str(tmp_path / "k"),
+                        "IDP_ENABLE_MAIL_WORKER": False})
+    other.test_client_class = FlaskClient
+    ensure_keys(other.config["IDP_KEYS_DIR"])
+    with other.app_context():
+        upgrade(directory=other.extensions["migrate"].directory)
+        twin = create_client("Twin", ["https://twin.example/cb"], client_id=rp.client_id,
+                             grant_types=["client_credentials"])
+        db.session.commit()
+    assert not readiness_problems(other)
+    other.extensions["idp_ready"].set()
+    theirs = other.test_client()
+    twin_auth = basic_auth(rp.client_id, twin.client_secret)
+    token = theirs.post("/oauth/token", data={"grant_type": "client_credentials"},
+                        headers=twin_auth).get_json()["access_token"]
+    mine = _cc(client, rp).get_json()["access_token"]
+    for _ in range(2):  # the second time from each app's client cache
+        found = theirs.post("/oauth/introspect", data={"token": token}, headers=twin_auth)
+        assert found.get_json()["active"] is True and found.get_json()["iss"] == \
+            "http://other.example"
+        assert _introspect(client, rp, mine).get_json()["active"] is True
+    assert other.extensions["idp_lean"].engine() is not lean.engine()
+    # Each app's token is unknown to the other (its keys), and each secret to the other.
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert theirs.post("/oauth/introspect", data={"token": mine},
+                       headers=twin_auth).get_json() == {"active": False}
+    assert theirs.post("/oauth/introspect", data={"token": token}, headers=basic_auth(
+        rp.client_id, rp.client_secret)).status_code == 401
+    with other.app_context():
+        db.engine.dispose()
