@@ -134,6 +134,22 @@ def _open(engine: Engine) -> Connection:
     return Connection(raw, engine.dialect)
 
 
+class _Opened(weakref.WeakKeyDictionary):
+    """One thread's connections by engine, closed when the thread ends (a server that
+    starts a thread per request would otherwise leave them to the garbage collector), but
+    not in a forked child, where they are the parent's."""
+
+    def __init__(self):
+        super().__init__()
+        self.pid = os.getpid()
+
+    def __del__(self, getpid=os.getpid):  # bound now: at exit the module may be gone
+        if getpid() == self.pid:
+            for found in list(self.values()):
+                with suppress(Exception):
+                    found.dbapi.close()
+
+
 def _forget_after_fork() -> None:
     """A forked child starts without connections: the parent's are not its own."""
     global _local
@@ -148,7 +164,7 @@ def _mine(engine: Engine) -> Connection:
     try:
         opened = _local.open
     except AttributeError:
-        opened = _local.open = weakref.WeakKeyDictionary()
+        opened = _local.open = _Opened()
     found = opened.get(engine)
     if found is None:
         found = opened[engine] = _open(engine)
