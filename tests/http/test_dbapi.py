@@ -67,3 +67,27 @@ def test_a_forked_child_opens_its_own_connection(app, ctx):
     with dbapi.connection(db.engine) as child:
         assert child is not parent
     parent.dbapi.close()
+
+
+def test_a_threads_connections_close_with_the_thread(app, ctx):
+    """A server that starts a thread per request (werkzeug's) leaves no connection open."""
+    import threading
+    import time
+
+    engine, opened = db.engine, []
+
+    def request():
+        with dbapi.connection(engine) as connection:
+            opened.append(connection)
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    worker.join()
+    deadline = time.monotonic() + 2
+    while True:  # the thread's locals go just after join() returns
+        try:
+            opened[0].dbapi.cursor().close()
+        except engine.dialect.loaded_dbapi.Error:
+            break
+        assert time.monotonic() < deadline, "the thread's connection is still open"
+        time.sleep(0.01)
