@@ -91,3 +91,12 @@ def test_a_threads_connections_close_with_the_thread(app, ctx):
             break
         assert time.monotonic() < deadline, "the thread's connection is still open"
         time.sleep(0.01)
+
+
+def test_access_state_unpacks_the_access_select_in_its_order():
+    """tokens.access_state reads the row by position: the select's columns, in order."""
+    names = [c.key for c in tokens._access_select().selected_columns]
+    assert names == ["client_id", "user_id", "tenant_id", "grant_id", "scope", "issued_at",
+                     "access_expires_at", "revoked_at", "grant_found", "grant_revoked_at",
+                     "grant_claims", "user_active", *tokens._USER_COLUMNS, "slug", "role",
+                     "name"]
