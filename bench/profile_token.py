@@ -1,4 +1,5 @@
-"""Profile the token endpoint in-process (no HTTP server, no network), with cProfile.
+"""Profile the machine endpoints in-process (no HTTP server, no network), with cProfile:
+client_credentials, introspection and userinfo of a user's JWT access token, refresh.
 
 Calls the WSGI app directly the way gunicorn does (an environ dict and
 ``start_response``), so the figures are the application's own cost: Flask,
@@ -119,7 +120,9 @@ class Scenarios:
         self.client = client
         self.creds = creds
         self.auth = {"Authorization": _basic(creds)}
-        self.refresh_token = _code_flow(client, creds)["refresh_token"]
+        issued = _code_flow(client, creds)
+        self.refresh_token = issued["refresh_token"]
+        self.access_token = issued["access_token"]
         client.cookie = None  # machines calling the token endpoint carry no browser cookie
 
     def client_credentials(self) -> None:
@@ -127,6 +130,19 @@ class Scenarios:
                                            b"grant_type=client_credentials", self.auth)
         if status != 200:
             raise SystemExit(f"profile: client_credentials answered {status} {body[:300]!r}")
+
+    def introspection(self) -> None:
+        """A resource server introspecting a user's JWT access token (client_secret_basic)."""
+        form = urlencode({"token": self.access_token}).encode()
+        status, _, body = self.client.call("POST", "/oauth/introspect", form, self.auth)
+        if status != 200 or not json.loads(body).get("active"):
+            raise SystemExit(f"profile: introspection answered {status} {body[:300]!r}")
+
+    def userinfo(self) -> None:
+        status, _, body = self.client.call("GET", "/oauth/userinfo", headers={
+            "Authorization": f"Bearer {self.access_token}"})
+        if status != 200:
+            raise SystemExit(f"profile: userinfo answered {status} {body[:300]!r}")
 
     def refresh(self) -> None:
         form = urlencode({"grant_type": "refresh_token",
@@ -235,7 +251,7 @@ def main() -> int:
     scenarios = Scenarios(client, creds)
     results = {"database": app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0],
                "scenarios": {}}
-    for name in ("client_credentials", "refresh"):
+    for name in ("client_credentials", "introspection", "userinfo", "refresh"):
         fn = getattr(scenarios, name)
         for _ in range(300):  # warm caches: keys, compiled SQL, Jinja, Authlib
             fn()

@@ -43,8 +43,9 @@ class AuthorizedSubject:
         return self.user.id
 
 
-def token_settings() -> tokens.TokenSettings:
-    config = current_app.config
+def token_settings(config=None) -> tokens.TokenSettings:
+    """The token lifetimes and issuer of ``config`` (the current app's by default)."""
+    config = current_app.config if config is None else config
     return tokens.TokenSettings(config["IDP_ISSUER"], config["IDP_ACCESS_TOKEN_TTL"],
                                 config["IDP_REFRESH_IDLE_TTL"], config["IDP_REFRESH_ABSOLUTE_TTL"])
 

@@ -36,6 +36,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask
 
 from idp.extensions import db
+from idp.oauth.grants import CLIENT_AUTH_METHODS
 from idp.security import machine_security_headers
 
 logger = logging.getLogger(__name__)
@@ -148,17 +149,41 @@ def view_answer(app: Flask, payload: dict) -> Answer:
 
 
 class LeanMachinePaths:
-    """WSGI middleware: the handlers below, in front of the Flask app (see module docstring)."""
+    """WSGI middleware: the handlers below, in front of the Flask app (see module docstring).
+
+    A handler runs without an application context: what it needs of the app it reads from
+    ``self.app`` (``config`` and ``extensions`` are plain dicts, read on each request, so a
+    reloaded key store or a changed setting counts at once) and the database engine from
+    ``self.engine()`` (taken once: an app's engine never changes). A handler that uses the
+    session (``db.session``, ``current_app``) runs through ``self.in_app_context``."""
 
     def __init__(self, app: Flask, wsgi_app: Callable):
         self.app, self.wsgi_app = app, wsgi_app
         self.enabled = True
+        self._engine = None
         # path -> (method, endpoint name for the metrics, handler)
         self.handlers: dict[str, tuple[str, str, Callable]] = {
             "/oauth/token": ("POST", "oauth.token", self._token),
             "/oauth/introspect": ("POST", "oauth.introspect", self._introspect),
             "/oauth/userinfo": ("GET", "oauth.userinfo", self._userinfo),
         }
+
+    def engine(self):
+        """The app's SQLAlchemy engine (Flask-SQLAlchemy hands it out in an app context)."""
+        if self._engine is None:
+            with self.app.app_context():
+                self._engine = db.engine
+        return self._engine
+
+    def in_app_context(self, handler: Callable, *args) -> Answer | None:
+        """``handler(*args)`` in an application context of its own, as a view has; the
+        session is rolled back on any error (and removed with the context)."""
+        with self.app.app_context():
+            try:
+                return handler(*args)
+            except Exception:
+                db.session.rollback()
+                raise
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         route = self.handlers.get(environ.get("PATH_INFO", ""))
@@ -168,17 +193,15 @@ class LeanMachinePaths:
         if ready is None or not ready.is_set():
             return self.wsgi_app(environ, start_response)  # the app answers 503 until ready
         started = time.perf_counter()
-        with self.app.app_context():
-            try:
-                answer = route[2](environ)
-            except OAuth2Error:
-                answer = None
-            except Exception:  # noqa: BLE001 - the views' handler does the same
-                db.session.rollback()
-                logger.exception("unhandled error")
-                failed = view_answer(self.app, {"error": "server_error"})
-                return self._send(start_response, route, started, "500 INTERNAL SERVER ERROR",
-                                  failed.body, failed.headers[:2])
+        try:
+            answer = route[2](environ)
+        except OAuth2Error:
+            answer = None
+        except Exception:  # noqa: BLE001 - the views' handler does the same
+            logger.exception("unhandled error")
+            failed = view_answer(self.app, {"error": "server_error"})
+            return self._send(start_response, route, started, "500 INTERNAL SERVER ERROR",
+                              failed.body, failed.headers[:2])
         if answer is None:
             return self.wsgi_app(environ, start_response)
         return self._send(start_response, route, started, "200 OK", answer.body, answer.headers)
@@ -202,23 +225,24 @@ class LeanMachinePaths:
         if form.get("grant_type") == "client_credentials" and "refresh_token" not in form:
             return self._client_credentials(environ, form)
         if form.get("grant_type") == "refresh_token" and form.get("refresh_token"):
-            return self._refresh(environ, form)
+            return self.in_app_context(self._refresh, environ, form)
         return None
 
     def _client_credentials(self, environ: dict, form: dict[str, str]) -> Answer | None:
+        """No app context, no database on a client-cache hit: one ES256 signature."""
         from idp.oauth.grants import ClientCredentialsGrant, token_settings
-        from idp.oauth.server import authorization_server
         from idp.services import tokens
 
-        server = authorization_server()
+        server = self.app.extensions["idp_oauth"]
         client = authenticated_client(server, environ, form,
-                               tuple(ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS))
+                                      tuple(ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS))
         if client is None or not client.check_grant_type("client_credentials"):
             return None
         scope = form.get("scope")
         server.validate_requested_scope(scope)  # InvalidScopeError: the view answers it
-        body = tokens.issue_client_token(self.app.extensions["idp_keys"], token_settings(),
-                                         client=client, scope=scope or "")
+        body = tokens.issue_client_token(self.app.extensions["idp_keys"],
+                                         token_settings(self.app.config), client=client,
+                                         scope=scope or "")
         return token_answer(self.app, body)
 
 
@@ -259,9 +283,8 @@ class LeanMachinePaths:
     def _introspect(self, environ: dict) -> Answer | None:
         """An active access token shown by the client it was issued to. A value with two
         dots is only ever an access token (refresh tokens are URL-safe random strings), so
-        the hint, which only orders the search, changes nothing here."""
-        from idp.oauth.grants import CLIENT_AUTH_METHODS
-        from idp.oauth.server import authorization_server
+        the hint, which only orders the search, changes nothing here. No app context: the
+        client comes from the server's cache (a miss reads it in a context of its own)."""
         from idp.services import tokens
 
         raw = read_body(environ)
@@ -269,14 +292,12 @@ class LeanMachinePaths:
         value = (form or {}).get("token", "")
         if form is None or value.count(".") != 2 or len(value) > 8192:
             return None
-        client = authenticated_client(authorization_server(), environ, form,
-                               tuple(m for m in CLIENT_AUTH_METHODS if m != "none"))
+        client = authenticated_client(self.app.extensions["idp_oauth"], environ, form,
+                                      INTROSPECTION_AUTH_METHODS)
         if client is None or client.is_public:
             return None
-        with tokens.read_connection() as connection:
-            body = tokens.introspect_access_token(self.app.extensions["idp_keys"],
-                                                  self.app.config["IDP_ISSUER"],
-                                                  client.client_id, value, connection)
+        body = self._read(tokens.introspect_access_token, self.app.extensions["idp_keys"],
+                          self.app.config["IDP_ISSUER"], client.client_id, value)
         if body is None or not body["active"]:
             return None
         return view_answer(self.app, body)
@@ -290,17 +311,28 @@ class LeanMachinePaths:
         scheme, _, value = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             return None
-        with tokens.read_connection() as connection:
-            found = tokens.active_access_token(self.app.extensions["idp_keys"],
-                                               self.app.config["IDP_ISSUER"], value.strip(),
-                                               connection)
+        found = self._read(tokens.active_access_token, self.app.extensions["idp_keys"],
+                           self.app.config["IDP_ISSUER"], value.strip())
         body = tokens.userinfo(*found) if found is not None else None
         if body is None:
             return None
         return view_answer(self.app, body)
 
+    def _read(self, lookup: Callable, *args):
+        """``lookup(*args, engine)``: a read on this thread's DBAPI connection; None when
+        the database fails (the connection is dropped and the view answers, through the
+        pool, as it always has)."""
+        engine = self.engine()
+        try:
+            return lookup(*args, engine)
+        except engine.dialect.loaded_dbapi.Error:
+            logger.warning("lean path: database error, handed to the view", exc_info=True)
+            return None
+
 
 INTROSPECT_PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
+# The methods introspection accepts, as the view's (private_key_jwt still goes to the view).
+INTROSPECTION_AUTH_METHODS = tuple(m for m in CLIENT_AUTH_METHODS if m != "none")
 # The token request parameters taken here; any other name sends the request to Flask.
 TOKEN_PARAMS = frozenset({"grant_type", "scope", "client_id", "client_secret", "refresh_token"})
 

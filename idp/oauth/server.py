@@ -6,7 +6,7 @@ import time
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidRequestError, UnsupportedResponseTypeError
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import select
 
 from idp.extensions import db
@@ -28,21 +28,33 @@ from idp.services import tokens
 
 
 class AuthorizationServer(_FlaskAuthorizationServer):
+    def init_app(self, app: Flask, query_client=None, save_token=None) -> None:
+        super().init_app(app, query_client, save_token)
+        self.app = app  # one server per app: query_client reads its config, not current_app
+
     def query_client(self, client_id):
         """The client, from a short per-process cache (every token request looks it up).
 
         Cached objects are detached snapshots, so a commit does not expire them; a
         change to a client reaches this process within IDP_CLIENT_CACHE_TTL seconds.
-        Unknown ids are not cached: a new client works at once.
+        Unknown ids are not cached: a new client works at once. A hit needs no app
+        context (the lean paths of idp/oauth/lean.py run without one); a miss outside
+        this app's context reads in a context of its own.
         """
         if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
             return None
-        ttl = current_app.config["IDP_CLIENT_CACHE_TTL"]
+        ttl = self.app.config["IDP_CLIENT_CACHE_TTL"]
         now = time.monotonic()
         cache = self.__dict__.setdefault("_client_cache", {})
         hit = cache.get(client_id)
         if hit is not None and now - hit[1] < ttl:
             return hit[0]
+        if has_app_context() and current_app._get_current_object() is self.app:
+            return self._load_client(client_id, ttl, now, cache)
+        with self.app.app_context():  # no context, or another app's (tests build several)
+            return self._load_client(client_id, ttl, now, cache)
+
+    def _load_client(self, client_id: str, ttl: float, now: float, cache: dict):
         client = db.session.scalar(select(Client).where(Client.client_id == client_id))
         if client is not None and ttl > 0:
             db.session.expunge(client)

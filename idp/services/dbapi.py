@@ -36,12 +36,19 @@ class Statement:
 
     def __init__(self, build: Callable[[], Any]):
         self._build = build
+        self._core = None
         self._compiled: dict[str, tuple] = {}
+
+    def core(self) -> Any:
+        """The Core statement itself (built on first use), to run it through SQLAlchemy."""
+        if self._core is None:
+            self._core = self._build()
+        return self._core
 
     def _for(self, dialect) -> tuple:
         found = self._compiled.get(dialect.name)
         if found is None:
-            statement = self._build()
+            statement = self.core()
             compiled = statement.compile(dialect=dialect)
             names = list(compiled.positiontup or ()) if compiled.positional else None
             binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -50,33 +57,39 @@ class Statement:
             columns = getattr(statement, "exported_columns", ())
             results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
                             for c in columns)
-            found = (compiled.string, names, binds,
-                     results if any(results) else None, compiled.construct_params)
+            # (position, processor) of the columns that have one: most have none
+            processed = tuple((i, p) for i, p in enumerate(results) if p is not None)
+            found = (compiled.string, names, binds, processed or None,
+                     compiled.construct_params)
             self._compiled[dialect.name] = found
         return found
 
     def execute(self, connection: Connection, params: dict[str, Any]) -> Any:
         """Run it; returns the DBAPI cursor (its ``rowcount``, or rows via ``fetch``)."""
-        sql, names, binds, _results, construct = self._for(connection.dialect)
+        return self._run(connection.dbapi.cursor(), connection.dialect, params)
+
+    def _run(self, cursor: Any, dialect, params: dict[str, Any]) -> Any:
+        sql, names, binds, _results, construct = self._for(dialect)
         values = construct(params)
         for name, process in binds.items():
             values[name] = process(values[name])
-        cursor = connection.dbapi.cursor()
         cursor.execute(sql, [values[n] for n in names] if names is not None else values)
         return cursor
 
     def rows(self, connection: Connection, params: dict[str, Any]) -> list[tuple]:
-        """All rows, each value as SQLAlchemy would have returned it."""
-        cursor = self.execute(connection, params)
-        try:
-            fetched = cursor.fetchall()
-        finally:
-            cursor.close()
-        results = self._compiled[connection.dialect.name][3]
-        if results is None:
+        """All rows, each value as SQLAlchemy would have returned it (read on the
+        connection's own cursor: a cursor per statement costs psycopg a few us)."""
+        fetched = self._run(connection.reader(), connection.dialect, params).fetchall()
+        processed = self._compiled[connection.dialect.name][3]
+        if processed is None:
             return [tuple(row) for row in fetched]
-        return [tuple(p(v) if p is not None else v for p, v in zip(results, row, strict=True))
-                for row in fetched]
+        rows = []
+        for row in fetched:
+            values = list(row)
+            for i, process in processed:
+                values[i] = process(values[i])
+            rows.append(tuple(values))
+        return rows
 
     def first(self, connection: Connection, params: dict[str, Any]) -> tuple | None:
         found = self.rows(connection, params)
@@ -86,10 +99,17 @@ class Statement:
 class Connection:
     """One thread's open DBAPI connection to one engine, and that engine's dialect."""
 
-    __slots__ = ("dbapi", "dialect", "broken")
+    __slots__ = ("dbapi", "dialect", "broken", "_reader")
 
     def __init__(self, dbapi: Any, dialect):
         self.dbapi, self.dialect, self.broken = dbapi, dialect, False
+        self._reader = None
+
+    def reader(self) -> Any:
+        """The cursor reads run on, opened once (each read fetches all its rows)."""
+        if self._reader is None:
+            self._reader = self.dbapi.cursor()
+        return self._reader
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -121,29 +141,70 @@ def _open(engine: Engine) -> Connection:
     return Connection(raw, engine.dialect)
 
 
+class _Opened(weakref.WeakKeyDictionary):
+    """One thread's connections by engine, closed when the thread ends (a server that
+    starts a thread per request would otherwise leave them to the garbage collector), but
+    not in a forked child, where they are the parent's."""
+
+    def __init__(self):
+        super().__init__()
+        self.pid = os.getpid()
+
+    def __del__(self, getpid=os.getpid):  # bound now: at exit the module may be gone
+        if getpid() == self.pid:
+            for found in list(self.values()):
+                with suppress(Exception):
+                    found.dbapi.close()
+
+
+def _forget_after_fork() -> None:
+    """A forked child starts without connections: the parent's are not its own."""
+    global _local
+    _local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _mine(engine: Engine) -> Connection:
+    """This thread's connection to ``engine``, opened on first use."""
+    try:
+        opened = _local.open
+    except AttributeError:
+        opened = _local.open = _Opened()
+    found = opened.get(engine)
+    if found is None:
+        found = opened[engine] = _open(engine)
+    return found
+
+
+def _drop(engine: Engine, found: Connection) -> None:
+    _local.open.pop(engine, None)
+    with suppress(Exception):  # it is being dropped anyway
+        found.dbapi.close()
+
+
 @contextmanager
 def connection(engine: Engine) -> Iterator[Connection]:
     """This thread's connection to ``engine`` (opened on first use). An error of the
     database or driver inside the block closes it, so the next request opens a new one."""
-    pid = os.getpid()
-    if getattr(_local, "pid", None) != pid:  # a fork: the parent's connections are not ours
-        _local.pid, _local.open = pid, weakref.WeakKeyDictionary()
-    found = _local.open.get(engine)
-    if found is None:
-        found = _local.open[engine] = _open(engine)
+    found = _mine(engine)
     try:
         yield found
     except engine.dialect.loaded_dbapi.Error:
-        _local.open.pop(engine, None)
-        with suppress(Exception):  # it is being dropped anyway
-            found.dbapi.close()
+        _drop(engine, found)
         raise
 
 
 def fetch_first(statement: Statement, engine: Engine, params: dict[str, Any]) -> tuple | None:
-    """One read on this thread's connection."""
-    with connection(engine) as conn:
-        return statement.first(conn, params)
+    """One read on this thread's connection (``connection``'s rule, without the cost of a
+    context manager: this is every lean read)."""
+    found = _mine(engine)
+    try:
+        return statement.first(found, params)
+    except engine.dialect.loaded_dbapi.Error:
+        _drop(engine, found)
+        raise
 
 
 __all__: Sequence[str] = ("Connection", "Statement", "connection", "fetch_first")

@@ -36,6 +36,7 @@ from idp.models import (
 )
 from idp.models.oauth import digest
 from idp.oauth.claims import user_claims
+from idp.services import dbapi
 from idp.services.locale import localised_name
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -442,20 +443,28 @@ def _access_select():
             Token).where(Token.jti == bindparam("jti"))
 
 
-def read_connection():
-    """A connection for a request that only reads: autocommit, so PostgreSQL sees one
-    statement and no BEGIN / ROLLBACK round trips around it (use it in a ``with``)."""
-    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+_ACCESS = dbapi.Statement(_access_select)
+_REVOKED = dbapi.Statement(_revoked_select)
 
 
-def access_state(claims: dict, connection=None) -> AccessState | None:
+def _first(statement: dbapi.Statement, params: dict, engine) -> tuple | None:
+    """One row: on this thread's DBAPI connection to ``engine`` (the lean paths: one
+    statement, no pool checkout, autocommit), else in the session's transaction (the
+    views). The same values either way (tests/http/test_dbapi.py)."""
+    if engine is not None:
+        return dbapi.fetch_first(statement, engine, params)
+    row = db.session.connection().execute(statement.core(), params).first()
+    return tuple(row) if row is not None else None
+
+
+def access_state(claims: dict, engine=None) -> AccessState | None:
     """The state of a verified access token, or None when it has no row.
 
     A user's token: one SELECT of its row by jti (unique index), outer-joined to its grant,
     its user and the user's membership in its tenant. A client's own token (``c.`` jti):
     what a row would say comes from its claims, plus one primary-key lookup in the
-    deny-list. ``connection``: where to read (the session's by default)."""
-    connection = connection if connection is not None else db.session.connection()
+    deny-list. Read every time, never remembered: a revocation shows at once. ``engine``:
+    read on this thread's DBAPI connection to it (see ``_first``)."""
     jti = claims.get("jti")
     if not isinstance(jti, str):
         return None
@@ -463,35 +472,37 @@ def access_state(claims: dict, connection=None) -> AccessState | None:
         client_id = claims.get("client_id")
         if not isinstance(client_id, str) or claims.get("sub") != client_id:
             return None
-        revoked = connection.execute(_revoked_select(), {"jti": jti}).first()
+        revoked = _first(_REVOKED, {"jti": jti}, engine)
         return AccessState(jti, client_id, None, str(claims.get("scope", "")), claims.get("iat"),
                            claims["exp"], active=revoked is None)
-    # Core, without the ORM layer.
-    row = connection.execute(_access_select(), {"jti": jti}).first()
+    row = _first(_ACCESS, {"jti": jti}, engine)
     if row is None:
         return None
-    alive = row.grant_id is None or (row.grant_found is not None
-                                     and row.grant_revoked_at is None)
-    user_ok = row.user_id is None or bool(row.user_active)
-    columns = ({c: getattr(row, c) for c in _USER_COLUMNS}
-               if row.user_id is not None and row.sub is not None else None)
-    org = (OrgContext(row.tenant_id, row.slug, row.role, row.name)
-           if row.user_id is not None and row.tenant_id is not None and row.role is not None
-           and row.slug is not None else None)
-    requested = (row.grant_claims or {}).get("userinfo") if row.grant_id else None
-    return AccessState(jti, row.client_id, row.user_id, row.scope, row.issued_at,
-                       row.access_expires_at,
-                       active=row.revoked_at is None and alive and user_ok,
-                       sub=row.sub, org=org, user_columns=columns, userinfo_request=requested)
+    # The columns of _access_select, in its order.
+    (client_id, user_id, tenant_id, grant_id, scope, issued_at, expires_at, revoked_at,
+     grant_found, grant_revoked_at, grant_claims, user_active, *rest) = row
+    user, (slug, role, name) = rest[:len(_USER_COLUMNS)], rest[len(_USER_COLUMNS):]
+    sub = user[0]
+    alive = grant_id is None or (grant_found is not None and grant_revoked_at is None)
+    user_ok = user_id is None or bool(user_active)
+    columns = (dict(zip(_USER_COLUMNS, user, strict=True))
+               if user_id is not None and sub is not None else None)
+    org = (OrgContext(tenant_id, slug, role, name)
+           if user_id is not None and tenant_id is not None and role is not None
+           and slug is not None else None)
+    requested = (grant_claims or {}).get("userinfo") if grant_id else None
+    return AccessState(jti, client_id, user_id, scope, issued_at, expires_at,
+                       active=revoked_at is None and alive and user_ok,
+                       sub=sub, org=org, user_columns=columns, userinfo_request=requested)
 
 
 def active_access_token(keystore, issuer: str, access_token: str,
-                        connection=None) -> tuple[dict, AccessState] | None:
+                        engine=None) -> tuple[dict, AccessState] | None:
     """The claims and state of a valid, unrevoked access token, else None."""
     claims = decode_access_token(keystore, issuer, access_token)
     if claims is None:
         return None
-    state = access_state(claims, connection)
+    state = access_state(claims, engine)
     if state is None or not state.active:
         return None
     return claims, state
@@ -589,10 +600,10 @@ def introspect_for_client(keystore, issuer: str, client_id: str, value: str,
 
 
 def introspect_access_token(keystore, issuer: str, client_id: str, value: str,
-                            connection=None) -> dict | None:
+                            engine=None) -> dict | None:
     """The introspection body of one of our access tokens; None when ``value`` is none."""
     claims = decode_access_token(keystore, issuer, value)
-    state = access_state(claims, connection) if claims is not None else None
+    state = access_state(claims, engine) if claims is not None else None
     if state is None:
         return None
     if state.client_id != client_id or not state.active:

@@ -57,3 +57,46 @@ def test_a_failed_connection_is_dropped_and_replaced(app, ctx):
         assert second is not first
     with dbapi.connection(db.engine) as third:
         assert third is second
+
+
+def test_a_forked_child_opens_its_own_connection(app, ctx):
+    """After a fork (os.register_at_fork) the parent's connections are not the child's."""
+    with dbapi.connection(db.engine) as parent:
+        pass
+    dbapi._forget_after_fork()  # what the child runs
+    with dbapi.connection(db.engine) as child:
+        assert child is not parent
+    parent.dbapi.close()
+
+
+def test_a_threads_connections_close_with_the_thread(app, ctx):
+    """A server that starts a thread per request (werkzeug's) leaves no connection open."""
+    import threading
+    import time
+
+    engine, opened = db.engine, []
+
+    def request():
+        with dbapi.connection(engine) as connection:
+            opened.append(connection)
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    worker.join()
+    deadline = time.monotonic() + 2
+    while True:  # the thread's locals go just after join() returns
+        try:
+            opened[0].dbapi.cursor().close()
+        except engine.dialect.loaded_dbapi.Error:
+            break
+        assert time.monotonic() < deadline, "the thread's connection is still open"
+        time.sleep(0.01)
+
+
+def test_access_state_unpacks_the_access_select_in_its_order():
+    """tokens.access_state reads the row by position: the select's columns, in order."""
+    names = [c.key for c in tokens._access_select().selected_columns]
+    assert names == ["client_id", "user_id", "tenant_id", "grant_id", "scope", "issued_at",
+                     "access_expires_at", "revoked_at", "grant_found", "grant_revoked_at",
+                     "grant_claims", "user_active", *tokens._USER_COLUMNS, "slug", "role",
+                     "name"]

@@ -266,9 +266,11 @@ def test_a_disabled_user_token_is_inactive(app, client, driver, rp, lean):
 
         db.session.execute(db.update(User).values(active=False))
         db.session.commit()
+    lean.passed.clear()
     assert _introspect(client, rp, token).get_json() == {"active": False}
     assert client.get("/oauth/userinfo", headers={
         "Authorization": f"Bearer {token}"}).status_code == 401
+    assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]  # the views said so
 
 
 # --- the refresh grant ------------------------------------------------------------------
@@ -368,3 +370,221 @@ def test_refresh_of_a_disabled_user_or_another_clients_token(app, client, driver
         db.session.commit()
     assert _refresh(client, rp, tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
     assert lean.passed == ["/oauth/token", "/oauth/token"]
+
+
+# --- introspection and userinfo: no app context, one statement, nothing remembered ---------
+
+
+@pytest.fixture
+def quiet(app, monkeypatch):
+    """What a lean request does besides answering: app contexts pushed and statements run
+    through SQLAlchemy (the lean reads go to the DBAPI cursor, so none is expected)."""
+    from flask import appcontext_pushed
+    from sqlalchemy import event
+
+    seen = {"contexts": 0, "statements": 0}
+
+    def pushed(sender, **extra):
+        seen["contexts"] += 1
+
+    def statement(*args):
+        seen["statements"] += 1
+
+    # A cached client: with IDP_CLIENT_CACHE_TTL 0 (the tests' setting) every request reads
+    # the client, in a context of its own.
+    monkeypatch.setitem(app.config, "IDP_CLIENT_CACHE_TTL", 60)
+    app.extensions["idp_oauth"].__dict__.pop("_client_cache", None)
+    appcontext_pushed.connect(pushed, app)
+    event.listen(db.engine, "before_cursor_execute", statement)
+    yield seen
+    event.remove(db.engine, "before_cursor_execute", statement)
+    appcontext_pushed.disconnect(pushed, app)
+    app.extensions["idp_oauth"].__dict__.pop("_client_cache", None)
+
+
+def _userinfo(client, token):
+    return client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_lean_reads_push_no_context_and_run_no_orm(client, driver, rp, lean, quiet,
+                                                       monkeypatch):
+    """Introspection, userinfo and client_credentials on a client-cache hit: no app
+    context, no statement through SQLAlchemy; the token's row is one DBAPI statement."""
+    from idp.services import dbapi
+
+    token = driver.tokens(rp)["access_token"]
+    assert _introspect(client, rp, token).status_code == 200  # warms the client cache
+    executed = []
+    real = dbapi.Statement._run
+    monkeypatch.setattr(dbapi.Statement, "_run",
+                        lambda self, *args: executed.append(1) or real(self, *args))
+    quiet.update(contexts=0, statements=0)
+    lean.passed.clear()
+    for _ in range(3):
+        assert _introspect(client, rp, token).get_json()["active"] is True
+        assert _userinfo(client, token).get_json()["sub"]
+        assert _cc(client, rp).status_code == 200
+    assert lean.passed == []
+    assert quiet == {"contexts": 0, "statements": 0} and len(executed) == 6
+
+
+def test_a_client_cache_miss_reads_in_a_context_of_its_own(app, client, driver, rp, lean,
+                                                           quiet):
+    token = driver.tokens(rp)["access_token"]
+    app.extensions["idp_oauth"].__dict__.pop("_client_cache", None)
+    quiet.update(contexts=0, statements=0)
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert lean.passed == [] and quiet == {"contexts": 1, "statements": 1}
+
+
+def test_a_revocation_is_seen_at_once(client, driver, rp, lean, quiet):
+    """Nothing of a token's database state is remembered: the very next introspection (the
+    signature check is remembered, the row is read again) is the view's inactive answer."""
+    token = driver.tokens(rp)["access_token"]
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert _userinfo(client, token).status_code == 200
+    revoked = client.post("/oauth/revoke", data={"token": token},
+                          headers=basic_auth(rp.client_id, rp.client_secret))
+    assert revoked.status_code == 200
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert _userinfo(client, token).status_code == 401
+    assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
+
+
+def test_a_revoked_client_token_is_inactive(client, rp, lean, quiet):
+    token = _cc(client, rp).get_json()["access_token"]
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert lean.passed == []
+    client.post("/oauth/revoke", data={"token": token},
+                headers=basic_auth(rp.client_id, rp.client_secret))
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert lean.passed == ["/oauth/introspect"]
+
+
+def test_a_disabled_tenant_or_a_membership_row_gone(app, client, driver, rp, lean):
+    """A disabled tenant changes nothing of an access token, and a membership row gone
+    (not through the service) leaves it active without its org claims: both paths agree."""
+    from idp.models import Membership, Tenant
+
+    token = driver.tokens(rp)["access_token"]
+    with app.app_context():
+        db.session.execute(db.update(Tenant).values(active=False))
+        db.session.commit()
+    ours, theirs = _both(lean, lambda: _introspect(client, rp, token))
+    assert _same_answer(ours, theirs) == theirs.get_json()
+    with app.app_context():
+        db.session.execute(db.delete(Membership))
+        db.session.commit()
+    ours, theirs = _both(lean, lambda: _introspect(client, rp, token))
+    body = _same_answer(ours, theirs)
+    assert body == theirs.get_json() and body["active"] is True and "org_slug" not in body
+    ours, theirs = _both(lean, lambda: _userinfo(client, token))
+    assert _same_answer(ours, theirs) == theirs.get_json()
+
+
+def test_a_membership_removed_kills_its_tokens(app, client, driver, rp, lean):
+    from idp.models import Tenant
+    from idp.services import memberships
+
+    token = driver.tokens(rp)["access_token"]
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    with app.app_context():
+        memberships.remove(db.session.scalar(db.select(Tenant)), "alice@example.com")
+        db.session.commit()
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert _userinfo(client, token).status_code == 401
+    assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
+
+
+def test_reloaded_keys_count_at_once(app, client, driver, rp, lean, monkeypatch, tmp_path):
+    """The key store is read from the app on each request: a token signed by keys the
+    store no longer has is the view's to refuse."""
+    from idp.oauth.keys import KeyStore, ensure_keys
+
+    token = driver.tokens(rp)["access_token"]
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    ensure_keys(tmp_path)
+    monkeypatch.setitem(app.extensions, "idp_keys", KeyStore(tmp_path))
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert _userinfo(client, token).status_code == 401
+    assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
+
+
+def test_a_failing_database_connection_is_left_to_the_view(app, client, driver, rp, lean,
+                                                          monkeypatch):
+    """The thread's DBAPI connection failing: it is dropped and the view answers, through
+    the pool, the same 200 (and the next lean request opens a new connection)."""
+    from idp.services import dbapi
+
+    token = driver.tokens(rp)["access_token"]
+    real = dbapi.fetch_first
+
+    def failing(statement, engine, params):
+        with dbapi.connection(engine) as connection:
+            connection.dbapi.close()  # as a server restart would
+            return statement.first(connection, params)
+
+    monkeypatch.setattr(dbapi, "fetch_first", failing)
+    lean.passed.clear()
+    response = _introspect(client, rp, token)
+    assert response.status_code == 200 and response.get_json()["active"] is True
+    assert _userinfo(client, token).status_code == 200
+    assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
+    monkeypatch.setattr(dbapi, "fetch_first", real)
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert lean.passed == []
+
+
+def test_two_apps_each_answer_from_their_own_database_and_keys(app, client, rp, lean,
+                                                               tmp_path, monkeypatch):
+    """Nothing of one app leaks into another's lean path: its client cache, engine, DBAPI
+    connection and keys are its own, even while another app's context is pushed (the
+    ``ctx`` fixture here) and with a client of the same id and another secret."""
+    from flask.testing import FlaskClient
+    from flask_migrate import upgrade
+
+    from idp import create_app
+    from idp.oauth.keys import ensure_keys
+    from idp.observability import readiness_problems
+    from idp.services.clients import create_client
+
+    monkeypatch.setenv("IDP_INSTANCE_DIR", str(tmp_path))
+    other = create_app({"TESTING": True, "SERVER_NAME": None,
+                        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'other.db'}",
+                        "IDP_ISSUER": "http://other.example", "IDP_KEYS_DIR": str(tmp_path / "k"),
+                        "IDP_ENABLE_MAIL_WORKER": False})
+    other.test_client_class = FlaskClient
+    ensure_keys(other.config["IDP_KEYS_DIR"])
+    with other.app_context():
+        upgrade(directory=other.extensions["migrate"].directory)
+        twin = create_client("Twin", ["https://twin.example/cb"], client_id=rp.client_id,
+                             grant_types=["client_credentials"])
+        db.session.commit()
+    assert not readiness_problems(other)
+    other.extensions["idp_ready"].set()
+    theirs = other.test_client()
+    twin_auth = basic_auth(rp.client_id, twin.client_secret)
+    token = theirs.post("/oauth/token", data={"grant_type": "client_credentials"},
+                        headers=twin_auth).get_json()["access_token"]
+    mine = _cc(client, rp).get_json()["access_token"]
+    for _ in range(2):  # the second time from each app's client cache
+        found = theirs.post("/oauth/introspect", data={"token": token}, headers=twin_auth)
+        assert found.get_json()["active"] is True and found.get_json()["iss"] == \
+            "http://other.example"
+        assert _introspect(client, rp, mine).get_json()["active"] is True
+    assert other.extensions["idp_lean"].engine() is not lean.engine()
+    # Each app's token is unknown to the other (its keys), and each secret to the other.
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert theirs.post("/oauth/introspect", data={"token": mine},
+                       headers=twin_auth).get_json() == {"active": False}
+    assert theirs.post("/oauth/introspect", data={"token": token}, headers=basic_auth(
+        rp.client_id, rp.client_secret)).status_code == 401
+    with other.app_context():
+        db.engine.dispose()
