@@ -223,36 +223,43 @@ class LeanMachinePaths:
 
 
     def _refresh(self, environ: dict, form: dict[str, str]) -> Answer | None:
-        """Rotation in one short transaction: one SELECT (token, grant, user, membership),
-        the conditional UPDATE of the old token, the INSERT of the new one, COMMIT. A
-        replayed, revoked or expired token, a scope beyond the grant's, another client's
-        token, a lost race: the view answers (and revokes the family on a replay)."""
+        """Rotation on this thread's DBAPI connection (idp.services.dbapi): one autocommit
+        SELECT (token, grant, user, membership), then the claim of the old token and the
+        INSERT of its successor, committed (one statement on PostgreSQL, one short
+        transaction on SQLite). A replayed, revoked or expired token, a scope beyond the
+        grant's, another client's token, a lost race, a database error: the view answers
+        (and revokes the family on a replay)."""
         from authlib.oauth2.rfc6749.util import scope_to_list
 
         from idp.oauth.grants import RefreshTokenGrant, token_settings
         from idp.oauth.server import authorization_server
-        from idp.services import tokens
+        from idp.services import dbapi, tokens
 
         client = authenticated_client(authorization_server(), environ, form,
                                       tuple(RefreshTokenGrant.TOKEN_ENDPOINT_AUTH_METHODS))
         if client is None or not client.check_grant_type("refresh_token"):
             return None
-        state = tokens.refresh_state(form["refresh_token"])
-        if state is None or state.client_id != client.client_id \
-                or not tokens.refresh_grant_valid(state):
+        engine = db.engine
+        try:
+            with dbapi.connection(engine) as connection:
+                state = tokens.refresh_state(form["refresh_token"], connection)
+                if state is None or state.client_id != client.client_id \
+                        or not tokens.refresh_grant_valid(state):
+                    return None
+                scope = form.get("scope")
+                if scope:
+                    granted = state.requestable_scope()
+                    if not granted or \
+                            not set(scope_to_list(granted)).issuperset(scope_to_list(scope)):
+                        return None
+                body = tokens.rotate_refresh_token(
+                    self.app.extensions["idp_keys"], token_settings(), state, client,
+                    scope or state.requestable_scope(), connection)
+        except engine.dialect.loaded_dbapi.Error:
+            logger.warning("refresh on the DBAPI connection failed; the view answers",
+                           exc_info=True)
             return None
-        scope = form.get("scope")
-        if scope:
-            granted = state.requestable_scope()
-            if not granted or not set(scope_to_list(granted)).issuperset(scope_to_list(scope)):
-                return None
-        body = tokens.rotate_refresh_token(self.app.extensions["idp_keys"], token_settings(),
-                                           state, client, scope or state.requestable_scope())
-        if body is None:
-            db.session.rollback()
-            return None
-        db.session.commit()
-        return token_answer(self.app, body)
+        return token_answer(self.app, body) if body is not None else None
 
     # --- introspection and userinfo of a JWT access token -----------------------------
 

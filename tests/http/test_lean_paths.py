@@ -335,8 +335,8 @@ def test_a_lost_race_is_the_views_replay(app, client, driver, rp, lean, monkeypa
     first = driver.tokens(rp)
     real = service.refresh_state
 
-    def read_then_lose(value):
-        state = real(value)
+    def read_then_lose(value, *connection):
+        state = real(value, *connection)
         with db.engine.begin() as other:  # the concurrent request wins meanwhile
             other.execute(db.update(Token).where(Token.id == state.id).values(rotated_at=1))
         monkeypatch.setattr(service, "refresh_state", real)
