@@ -131,10 +131,13 @@ def purge_command() -> None:
               default="granian", show_default=True,
               help="granian keeps connections alive; gunicorn's sync workers close each one.")
 @click.option("--no-access-log", is_flag=True, help="Do not log each request to stdout.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 32),
+              help="granian: Python threads per worker. More overlap the waits on a "
+                   "PostgreSQL server; each costs CPU on requests that do not wait.")
 @with_appcontext
 def serve_command(workers: int, host: str | None, port: int | None, server: str,
-                  no_access_log: bool) -> None:
-    """Serve with granian (WSGI, one thread per worker process) or gunicorn.
+                  no_access_log: bool, threads: int) -> None:
+    """Serve with granian (WSGI, one thread per worker process unless --threads) or gunicorn.
 
     SIGHUP restarts the workers gracefully (both servers); SIGTERM stops after the
     requests in flight (10 s at most).
@@ -143,7 +146,7 @@ def serve_command(workers: int, host: str | None, port: int | None, server: str,
     host, port = host or config["IDP_HOST"], port or config["IDP_PORT"]
     if server == "granian":
         args = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers",
-                str(workers), "--blocking-threads", "1", "--host", host, "--port", str(port),
+                str(workers), "--blocking-threads", str(threads), "--host", host, "--port", str(port),
                 "--workers-kill-timeout", "10"]
         args += [] if no_access_log else ["--access-log"]
         args.append("wsgi:app")

@@ -154,8 +154,8 @@ class LeanMachinePaths:
     A handler runs without an application context: what it needs of the app it reads from
     ``self.app`` (``config`` and ``extensions`` are plain dicts, read on each request, so a
     reloaded key store or a changed setting counts at once) and the database engine from
-    ``self.engine()`` (taken once: an app's engine never changes). A handler that uses the
-    session (``db.session``, ``current_app``) runs through ``self.in_app_context``."""
+    ``self.engine()`` (taken once: an app's engine never changes), and uses neither
+    ``db.session`` nor ``current_app``."""
 
     def __init__(self, app: Flask, wsgi_app: Callable):
         self.app, self.wsgi_app = app, wsgi_app
@@ -174,16 +174,6 @@ class LeanMachinePaths:
             with self.app.app_context():
                 self._engine = db.engine
         return self._engine
-
-    def in_app_context(self, handler: Callable, *args) -> Answer | None:
-        """``handler(*args)`` in an application context of its own, as a view has; the
-        session is rolled back on any error (and removed with the context)."""
-        with self.app.app_context():
-            try:
-                return handler(*args)
-            except Exception:
-                db.session.rollback()
-                raise
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         route = self.handlers.get(environ.get("PATH_INFO", ""))
@@ -225,7 +215,7 @@ class LeanMachinePaths:
         if form.get("grant_type") == "client_credentials" and "refresh_token" not in form:
             return self._client_credentials(environ, form)
         if form.get("grant_type") == "refresh_token" and form.get("refresh_token"):
-            return self.in_app_context(self._refresh, environ, form)
+            return self._refresh(environ, form)
         return None
 
     def _client_credentials(self, environ: dict, form: dict[str, str]) -> Answer | None:
@@ -247,36 +237,42 @@ class LeanMachinePaths:
 
 
     def _refresh(self, environ: dict, form: dict[str, str]) -> Answer | None:
-        """Rotation in one short transaction: one SELECT (token, grant, user, membership),
-        the conditional UPDATE of the old token, the INSERT of the new one, COMMIT. A
-        replayed, revoked or expired token, a scope beyond the grant's, another client's
-        token, a lost race: the view answers (and revokes the family on a replay)."""
+        """Rotation on this thread's DBAPI connection (idp.services.dbapi): one autocommit
+        SELECT (token, grant, user, membership), then the claim of the old token and the
+        INSERT of its successor, committed (one statement on PostgreSQL, one short
+        transaction on SQLite). A replayed, revoked or expired token, a scope beyond the
+        grant's, another client's token, a lost race, a database error: the view answers
+        (and revokes the family on a replay)."""
         from authlib.oauth2.rfc6749.util import scope_to_list
 
         from idp.oauth.grants import RefreshTokenGrant, token_settings
-        from idp.oauth.server import authorization_server
-        from idp.services import tokens
+        from idp.services import dbapi, tokens
 
-        client = authenticated_client(authorization_server(), environ, form,
+        client = authenticated_client(self.app.extensions["idp_oauth"], environ, form,
                                       tuple(RefreshTokenGrant.TOKEN_ENDPOINT_AUTH_METHODS))
         if client is None or not client.check_grant_type("refresh_token"):
             return None
-        state = tokens.refresh_state(form["refresh_token"])
-        if state is None or state.client_id != client.client_id \
-                or not tokens.refresh_grant_valid(state):
+        engine = self.engine()
+        try:
+            with dbapi.connection(engine) as connection:
+                state = tokens.refresh_state(form["refresh_token"], connection)
+                if state is None or state.client_id != client.client_id \
+                        or not tokens.refresh_grant_valid(state):
+                    return None
+                scope = form.get("scope")
+                if scope:
+                    granted = state.requestable_scope()
+                    if not granted or \
+                            not set(scope_to_list(granted)).issuperset(scope_to_list(scope)):
+                        return None
+                body = tokens.rotate_refresh_token(
+                    self.app.extensions["idp_keys"], token_settings(self.app.config), state, client,
+                    scope or state.requestable_scope(), connection)
+        except engine.dialect.loaded_dbapi.Error:
+            logger.warning("refresh on the DBAPI connection failed; the view answers",
+                           exc_info=True)
             return None
-        scope = form.get("scope")
-        if scope:
-            granted = state.requestable_scope()
-            if not granted or not set(scope_to_list(granted)).issuperset(scope_to_list(scope)):
-                return None
-        body = tokens.rotate_refresh_token(self.app.extensions["idp_keys"], token_settings(),
-                                           state, client, scope or state.requestable_scope())
-        if body is None:
-            db.session.rollback()
-            return None
-        db.session.commit()
-        return token_answer(self.app, body)
+        return token_answer(self.app, body) if body is not None else None
 
     # --- introspection and userinfo of a JWT access token -----------------------------
 

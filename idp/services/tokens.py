@@ -16,11 +16,12 @@ from __future__ import annotations
 import functools
 import secrets
 import time
+from collections import namedtuple
 from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import bindparam, delete, exists, insert, select, update
+from sqlalchemy import bindparam, cast, delete, exists, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from idp.extensions import db
@@ -287,12 +288,18 @@ def _refresh_select():
         .where(Token.refresh_hash == bindparam("refresh_hash"))
 
 
-def refresh_state(refresh_token: str) -> RefreshState | None:
-    """The refresh token with this value, by its hash (unique index), or None."""
+def refresh_state(refresh_token: str,
+                  connection: dbapi.Connection | None = None) -> RefreshState | None:
+    """The refresh token with this value, by its hash (unique index), or None. Read in the
+    session's transaction, or on ``connection`` (the machine path: one autocommit read)."""
     if not isinstance(refresh_token, str) or len(refresh_token) > 256:
         return None
-    row = db.session.connection().execute(
-        _refresh_select(), {"refresh_hash": digest(refresh_token)}).first()
+    params = {"refresh_hash": digest(refresh_token)}
+    if connection is None:
+        row = db.session.connection().execute(_refresh_select(), params).first()
+    else:
+        found = _REFRESH.first(connection, params)
+        row = _refresh_row()(*found) if found is not None else None
     if row is None:
         return None
     grant = (GrantFacts(**{c: getattr(row, f"g_{c}") for c in _GRANT_COLUMNS})
@@ -305,6 +312,15 @@ def refresh_state(refresh_token: str) -> RefreshState | None:
                         row.scope, row.issued_at, row.refresh_expires_at, row.rotated_at,
                         row.revoked_at, grant, row.user_sub, bool(row.user_active), org,
                         row.tenant_active is not False, _client_serves(row))
+
+
+_REFRESH = dbapi.Statement(_refresh_select)
+
+
+@functools.cache
+def _refresh_row():
+    """A named tuple of ``_refresh_select``'s columns, so a DBAPI row reads as a Core one."""
+    return namedtuple("RefreshRow", _refresh_select().selected_columns.keys())
 
 
 def _client_serves(row) -> bool:
@@ -337,31 +353,64 @@ def refresh_grant_valid(state: RefreshState) -> bool:
 
 
 def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState, client: Client,
-                         scope: str) -> dict | None:
-    """The refresh grant's writes, for a token ``refresh_grant_valid`` accepted: claim the
-    old token (a conditional UPDATE: of two concurrent uses one wins) and store its
-    successor. Returns the token response, or None when another request claimed the old
-    token first (the caller rolls back). The caller commits."""
+                         scope: str, connection: dbapi.Connection) -> dict | None:
+    """The refresh grant's writes, for a token ``refresh_grant_valid`` accepted, on
+    ``connection``: claim the old token (a conditional UPDATE: of two concurrent uses one
+    wins, and a token revoked since it was read is not claimed) and store its successor,
+    committed. Returns the token response, or None when the claim took nothing (another
+    request rotated or revoked it first): nothing was written.
+
+    The successor is signed before anything is locked. PostgreSQL: the claim and the
+    INSERT are one statement in autocommit (a data-modifying CTE; its rowcount says
+    whether the claim won), one round trip and one commit. SQLite: both in one
+    BEGIN IMMEDIATE transaction."""
     if state.grant is None or state.user_id is None or state.user_sub is None:
-        return None
-    connection = db.session.connection()
-    claim, store = _rotation_statements()
-    if connection.execute(claim, {"old_id": state.id, "now": int(time.time())}).rowcount != 1:
         return None
     response, values = issue_values(keystore, settings, client=client, scope=scope,
                                     user=Subject(state.user_id, state.user_sub),
                                     grant=state.grant, include_refresh_token=True, org=state.org)
-    connection.execute(store, values)
+    claim = {"old_id": state.id, "now": int(time.time())}
+    if connection.dialect.name == "postgresql":
+        return response if _rowcount(_CLAIM_AND_STORE, connection, {**claim, **values}) == 1 \
+            else None
+    with connection.transaction():
+        if _rowcount(_CLAIM, connection, claim) != 1:
+            return None  # nothing written: the COMMIT ends an empty transaction
+        _rowcount(_STORE, connection, values)
     return response
+
+
+def _rowcount(statement: dbapi.Statement, connection: dbapi.Connection, params: dict) -> int:
+    cursor = statement.execute(connection, params)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+# The columns of a token row ``issue_values`` fills (the INSERT of a successor).
+_STORED_COLUMNS = ("jti", "client_id", "user_id", "tenant_id", "grant_id", "scope", "issued_at",
+                   "access_expires_at", "refresh_hash", "refresh_expires_at")
 
 
 @functools.cache
 def _rotation_statements():
-    """The UPDATE that claims a refresh token and the INSERT of its successor, built once."""
+    """The UPDATE that claims a refresh token, the INSERT of its successor, and both in one
+    statement (a data-modifying CTE, PostgreSQL's), built once."""
     table = Token.__table__
-    claim = (update(table).where(table.c.id == bindparam("old_id"), table.c.rotated_at.is_(None))
+    claim = (update(table).where(table.c.id == bindparam("old_id"), table.c.rotated_at.is_(None),
+                                 table.c.revoked_at.is_(None))
              .values(rotated_at=bindparam("now")))
-    return claim, insert(table)
+    store = insert(table).values({c: bindparam(c) for c in _STORED_COLUMNS})
+    claimed = claim.returning(table.c.id).cte("claimed")
+    successor = select(*(cast(bindparam(c, type_=table.c[c].type), table.c[c].type)
+                         for c in _STORED_COLUMNS)).select_from(claimed)
+    return claim, store, insert(table).from_select(_STORED_COLUMNS, successor)
+
+
+_CLAIM = dbapi.Statement(lambda: _rotation_statements()[0])
+_STORE = dbapi.Statement(lambda: _rotation_statements()[1])
+_CLAIM_AND_STORE = dbapi.Statement(lambda: _rotation_statements()[2])
 
 
 def decode_access_token(keystore, issuer: str, access_token: str) -> dict | None:

@@ -337,9 +337,9 @@ def test_a_lost_race_is_the_views_replay(app, client, driver, rp, lean, monkeypa
     first = driver.tokens(rp)
     real = service.refresh_state
 
-    def read_then_lose(value):
-        state = real(value)
-        with db.engine.begin() as other:  # the concurrent request wins meanwhile
+    def read_then_lose(value, *connection):
+        state = real(value, *connection)
+        with lean.engine().begin() as other:  # the concurrent request wins meanwhile
             other.execute(db.update(Token).where(Token.id == state.id).values(rotated_at=1))
         monkeypatch.setattr(service, "refresh_state", real)
         return state
@@ -588,3 +588,137 @@ def test_two_apps_each_answer_from_their_own_database_and_keys(app, client, rp, 
         rp.client_id, rp.client_secret)).status_code == 401
     with other.app_context():
         db.engine.dispose()
+def _token_row(refresh_token):
+    from idp.models import Token
+
+    db.session.rollback()  # a fresh snapshot: the lean path wrote on its own connection
+    return db.session.query(Token).filter_by(refresh_hash=digest(refresh_token)).one()
+
+
+def test_the_fast_refresh_runs_nothing_through_sqlalchemy(app, client, driver, rp, lean):
+    """The fast path reads and writes the tokens on the thread's DBAPI connection
+    (idp.services.dbapi): no token statement goes through SQLAlchemy's engine (the client
+    lookup may: the tests run without the client cache), and the rotation is committed."""
+    first = driver.tokens(rp)
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "oauth_tokens" in statement:
+            statements.append(statement)
+
+    db.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        lean.passed.clear()
+        response = _refresh(client, rp, first["refresh_token"])
+    finally:
+        db.event.remove(db.engine, "before_cursor_execute", count)
+    assert response.status_code == 200 and lean.passed == []
+    assert statements == []
+    assert _token_row(first["refresh_token"]).rotated_at is not None
+    fresh = _token_row(response.get_json()["refresh_token"])
+    assert fresh.rotated_at is None and fresh.revoked_at is None and fresh.grant_id is not None
+
+
+def test_a_token_revoked_between_the_read_and_the_claim_is_not_claimed(client, driver, rp,
+                                                                       lean, monkeypatch):
+    """The read is outside the write; the claim refuses a token revoked meanwhile (a replay
+    elsewhere killing the family, a logout): nothing written, the view says invalid_grant."""
+    from idp.models import Token
+    from idp.services import tokens as service
+
+    first = driver.tokens(rp)
+    real = service.refresh_state
+
+    def read_then_revoke(value, *connection):
+        state = real(value, *connection)
+        with lean.engine().begin() as other:
+            other.execute(db.update(Token).where(Token.id == state.id).values(revoked_at=1))
+        monkeypatch.setattr(service, "refresh_state", real)
+        return state
+
+    monkeypatch.setattr(service, "refresh_state", read_then_revoke)
+    db.session.rollback()
+    count = db.session.query(Token).count()
+    lean.passed.clear()
+    response = _refresh(client, rp, first["refresh_token"])
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    assert lean.passed == ["/oauth/token"]
+    assert _token_row(first["refresh_token"]).rotated_at is None
+    assert db.session.query(Token).count() == count
+
+
+def _shared_client_of_acme_only(factory):
+    """A shared client listed for acme: alice's tokens there are bound to acme."""
+    from idp.models import Client
+    from idp.services import clients
+    from idp.services.tenants import get_by_slug
+
+    shared = factory.client(shared=True)
+    clients.share_with(db.session.query(Client).filter_by(client_id=shared.client_id).one(),
+                       [get_by_slug("acme")])
+    db.session.commit()
+    return shared
+
+
+def _break(case, app, factory, clock, rp):
+    """Make the family's next refresh invalid in one way (each a rule of refresh_grant_valid)."""
+    from idp.models import Client, Membership, Token, User
+    from idp.services import clients, memberships
+    from idp.services.tenants import get_by_slug
+    from idp.services.tokens import revoke_grant
+
+    if case == "grant-revoked":
+        revoke_grant(db.session.query(Token.grant_id).filter(Token.grant_id.isnot(None))
+                     .first()[0])
+    elif case == "expired":
+        clock.advance(app.config["IDP_REFRESH_IDLE_TTL"] + 1)
+    elif case == "user-disabled":
+        db.session.execute(db.update(User).values(active=False))
+    elif case == "membership-gone":  # the row alone, without the revocation remove() does
+        db.session.execute(db.delete(Membership))
+    elif case == "tenant-disabled":
+        memberships.set_active(get_by_slug("acme"), False)
+    elif case == "client-stops-serving":
+        other = factory.tenant("gamma", "Gamma")
+        clients.share_with(db.session.query(Client).filter_by(client_id=rp.client_id).one(),
+                           [other])
+    db.session.commit()
+
+
+@pytest.mark.parametrize("case", ["grant-revoked", "expired", "user-disabled", "membership-gone",
+                                  "tenant-disabled", "client-stops-serving"])
+def test_each_rule_of_a_valid_refresh_holds_on_the_fast_path(app, client, driver, factory, alice,
+                                                             clock, lean, case):
+    """The same family refreshes through the fast path, then, once the rule is broken, is
+    refused: the fast path declines and the view answers invalid_grant."""
+    rp = _shared_client_of_acme_only(factory)
+    first = driver.tokens(rp)
+    lean.passed.clear()
+    second = _refresh(client, rp, first["refresh_token"])
+    assert second.status_code == 200 and lean.passed == []
+    assert decode(client, second.get_json()["access_token"]).claims["org_slug"] == "acme"
+    _break(case, app, factory, clock, rp)
+    refused = _refresh(client, rp, second.get_json()["refresh_token"])
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+    assert lean.passed == ["/oauth/token"]
+
+
+def test_the_fast_refresh_keeps_org_name_in_the_asked_language(client, driver, factory, lean):
+    from idp.services.tenants import get_by_slug
+
+    factory.user()
+    acme = get_by_slug("acme")
+    acme.settings = {**(acme.settings or {}), "brand_names": {"fr": "Acme Flotte"}}
+    db.session.commit()
+    rp = factory.client(tenant=acme)
+    first = driver.exchange(rp, driver.code_flow(rp, claims_locales="fr-CA en")).get_json()
+    lean.passed.clear()
+    ours = _refresh(client, rp, first["refresh_token"])
+    assert ours.status_code == 200 and lean.passed == []
+    lean.enabled = False
+    theirs = _refresh(client, rp, ours.get_json()["refresh_token"])
+    lean.enabled = True
+    assert lean.passed == ["/oauth/token"]
+    for answer in (ours, theirs):
+        assert decode(client, answer.get_json()["access_token"]).claims["org_name"] == \
+            "Acme Flotte"

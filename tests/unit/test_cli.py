@@ -279,6 +279,9 @@ def test_the_demo_tenant_asks_the_emailed_code(app, ctx, runner):
     (None, ["-m", "granian", "--interface", "wsgi", "--workers", "3", "--blocking-threads", "1",
             "--host", "127.0.0.1", "--port", "5123", "--workers-kill-timeout", "10",
             "--access-log", "wsgi:app"]),
+    ("granian --threads 4", ["-m", "granian", "--interface", "wsgi", "--workers", "3",
+                             "--blocking-threads", "4", "--host", "127.0.0.1", "--port", "5123",
+                             "--workers-kill-timeout", "10", "--access-log", "wsgi:app"]),
     ("gunicorn", ["-m", "gunicorn", "--workers", "3", "--bind", "127.0.0.1:5123",
                   "--graceful-timeout", "10", "--access-logfile", "-", "wsgi:app"]),
 ])
@@ -293,7 +296,8 @@ def test_serve_execs_the_server_and_marks_its_workers(app, monkeypatch, server, 
     monkeypatch.setattr(os, "chdir", lambda path: None)
     monkeypatch.setenv(SERVED_ENV, "0")  # restored after the test
     args = ["idp", "serve", "--workers", "3", "--host", "127.0.0.1", "--port", "5123"]
-    result = app.test_cli_runner().invoke(args=args + (["--server", server] if server else []))
+    result = app.test_cli_runner().invoke(args=args + (["--server", *server.split()] if server
+                                                       else []))
     assert result.exit_code == 0, result.output
     assert calls == [(sys.executable, [sys.executable, *expected])]
     # The workers of the server it starts run the in-process mail worker from the start.
