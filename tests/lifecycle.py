@@ -121,18 +121,6 @@ def signed_in_email(client) -> str | None:
     return html_lib.unescape(match.group(1)).strip() if match else None
 
 
-class Clock:
-    """Shifts ``time.time()`` for the code under test (same as tests/http's ``clock``)."""
-
-    def __init__(self, monkeypatch):
-        import time
-
-        self.offset = 0.0
-        real = time.time
-        monkeypatch.setattr(time, "time", lambda: real() + self.offset)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -53,6 +53,27 @@ def basic_auth(client_id: str, client_secret: str | None) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
+class Clock:
+    """Shifts ``time.time()`` process-wide for one test; ``advance`` moves it on.
+
+    Real time keeps running (code that waits for a deadline still ends), so the clock
+    starts just after a whole second: the code under test stores whole seconds, and a
+    test that advances to one second before an expiry has nearly a full real second
+    before ``int(time.time())`` ticks over."""
+
+    def __init__(self, monkeypatch):
+        import math
+        import time
+
+        real = time.time
+        now = real()
+        self.offset = math.floor(now) + 1.001 - now
+        monkeypatch.setattr(time, "time", lambda: real() + self.offset)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 class IsolatedClient(FlaskClient):
     """Each request runs in an application context of its own, as in production.
 

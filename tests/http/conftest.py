@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.support import RegisteredClient
-
-
-class Clock:
-    """Shifts ``time.time()`` (process-wide, for this test only); ``advance`` moves it on."""
-
-    def __init__(self, monkeypatch):
-        self.offset = 0.0
-        real = time.time
-        monkeypatch.setattr(time, "time", lambda: real() + self.offset)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+from tests.support import Clock, RegisteredClient
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from idp.services import accounts, invitations
 from tests.lifecycle import (
     GOOD_PASSWORD,
     OTHER_PASSWORD,
-    Clock,
     digest,
     link_in,
     outbox,
     token_of,
 )
+from tests.support import Clock
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ from idp.services.throttle import counter_for
 from tests.lifecycle import (
     GOOD_PASSWORD,
     OTHER_PASSWORD,
-    Clock,
     digest,
     link_in,
     outbox,
     token_of,
 )
-from tests.support import PASSWORD
+from tests.support import PASSWORD, Clock
 
 
 @pytest.fixture
