@@ -100,3 +100,19 @@ def test_access_state_unpacks_the_access_select_in_its_order():
                      "access_expires_at", "revoked_at", "grant_found", "grant_revoked_at",
                      "grant_claims", "user_active", *tokens._USER_COLUMNS, "slug", "role",
                      "name"]
+
+
+def test_sqlite_connections_get_the_apps_pragmas(app, ctx):
+    """WAL, a busy timeout, foreign keys and reads through a memory map, on the pool's
+    connections and on the lean paths' own (taken from the same engine)."""
+    from idp import SQLITE_MMAP_BYTES
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's pragmas")
+    pragmas = ("journal_mode", "busy_timeout", "foreign_keys", "mmap_size")
+    expected = ("wal", 10000, 1, SQLITE_MMAP_BYTES)
+    pooled = tuple(db.session.connection().exec_driver_sql(f"PRAGMA {p}").scalar()
+                   for p in pragmas)
+    with dbapi.connection(db.engine) as conn:
+        own = tuple(conn.dbapi.execute(f"PRAGMA {p}").fetchone()[0] for p in pragmas)
+    assert pooled == own == expected
