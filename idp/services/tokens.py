@@ -277,15 +277,20 @@ def _refresh_select():
                    User.sub.label("user_sub"), User.active.label("user_active"),
                    Tenant.slug, Membership.role, Tenant.name,
                    Tenant.settings.label("tenant_settings"),
-                   Tenant.active.label("tenant_active"),
-                   # Does the client still serve the token's tenant (clients.serves)?
-                   Client.tenant_id.label("client_tenant_id"),
-                   exists().where(ClientTenant.client_id == Client.id).label("client_listed"),
-                   exists().where(ClientTenant.client_id == Client.id,
-                                  ClientTenant.tenant_id == Token.tenant_id)
-                   .label("client_lists_tenant")),
+                   Tenant.active.label("tenant_active"), *_serving_columns()),
             Grant).outerjoin(Client, Client.client_id == Token.client_id) \
         .where(Token.refresh_hash == bindparam("refresh_hash"))
+
+
+def _serving_columns() -> tuple:
+    """Whether the token's client still serves its tenant (``clients.serves``): the
+    client's own tenant, whether it lists any, whether it lists this one (with Client
+    outer-joined on the token's client_id)."""
+    return (Client.tenant_id.label("client_tenant_id"),
+            exists().where(ClientTenant.client_id == Client.id).label("client_listed"),
+            exists().where(ClientTenant.client_id == Client.id,
+                           ClientTenant.tenant_id == Token.tenant_id)
+            .label("client_lists_tenant"))
 
 
 def refresh_state(refresh_token: str,
@@ -311,7 +316,9 @@ def refresh_state(refresh_token: str,
     return RefreshState(row.id, row.client_id, row.user_id, row.tenant_id, row.grant_id,
                         row.scope, row.issued_at, row.refresh_expires_at, row.rotated_at,
                         row.revoked_at, grant, row.user_sub, bool(row.user_active), org,
-                        row.tenant_active is not False, _client_serves(row))
+                        row.tenant_active is not False,
+                        _client_serves(row.tenant_id, row.client_tenant_id, row.client_listed,
+                                       row.client_lists_tenant))
 
 
 _REFRESH = dbapi.Statement(_refresh_select)
@@ -323,14 +330,15 @@ def _refresh_row():
     return namedtuple("RefreshRow", _refresh_select().selected_columns.keys())
 
 
-def _client_serves(row) -> bool:
-    """``clients.serves`` from the columns of ``_refresh_select`` (no tenant: nothing to
-    serve; a client gone: no)."""
-    if row.tenant_id is None:
+def _client_serves(tenant_id: int | None, client_tenant_id: int | None, listed: bool | None,
+                   lists_tenant: bool | None) -> bool:
+    """``clients.serves`` from ``_serving_columns`` (no tenant: nothing to serve; a client
+    gone: no)."""
+    if tenant_id is None:
         return True
-    if row.client_tenant_id is not None:
-        return row.client_tenant_id == row.tenant_id
-    return bool(row.client_lists_tenant) or not row.client_listed
+    if client_tenant_id is not None:
+        return client_tenant_id == tenant_id
+    return bool(lists_tenant) or not listed
 
 
 def refresh_grant_valid(state: RefreshState) -> bool:
@@ -488,8 +496,9 @@ def _access_select():
                    Grant.id.label("grant_found"), Grant.revoked_at.label("grant_revoked_at"),
                    Grant.claims.label("grant_claims"), User.active.label("user_active"),
                    *(getattr(User, c) for c in _USER_COLUMNS), Tenant.slug, Membership.role,
-                   Tenant.name),
-            Token).where(Token.jti == bindparam("jti"))
+                   Tenant.name, Tenant.active.label("tenant_active"), *_serving_columns()),
+            Token).outerjoin(Client, Client.client_id == Token.client_id) \
+        .where(Token.jti == bindparam("jti"))
 
 
 _ACCESS = dbapi.Statement(_access_select)
@@ -510,7 +519,8 @@ def access_state(claims: dict, engine=None) -> AccessState | None:
     """The state of a verified access token, or None when it has no row.
 
     A user's token: one SELECT of its row by jti (unique index), outer-joined to its grant,
-    its user and the user's membership in its tenant. A client's own token (``c.`` jti):
+    its user, the user's membership in its tenant and its client; it is inactive once the
+    tenant is disabled or the client no longer serves it, as its refresh token is. A client's own token (``c.`` jti):
     what a row would say comes from its claims, plus one primary-key lookup in the
     deny-list. Read every time, never remembered: a revocation shows at once. ``engine``:
     read on this thread's DBAPI connection to it (see ``_first``)."""
@@ -530,10 +540,14 @@ def access_state(claims: dict, engine=None) -> AccessState | None:
     # The columns of _access_select, in its order.
     (client_id, user_id, tenant_id, grant_id, scope, issued_at, expires_at, revoked_at,
      grant_found, grant_revoked_at, grant_claims, user_active, *rest) = row
-    user, (slug, role, name) = rest[:len(_USER_COLUMNS)], rest[len(_USER_COLUMNS):]
+    user = rest[:len(_USER_COLUMNS)]
+    slug, role, name, tenant_active, *serving = rest[len(_USER_COLUMNS):]
     sub = user[0]
     alive = grant_id is None or (grant_found is not None and grant_revoked_at is None)
-    user_ok = user_id is None or bool(user_active)
+    # The refresh grant's rules for a user's token bound to a tenant: the tenant still
+    # active, the client still serving it (refresh_grant_valid).
+    user_ok = user_id is None or (bool(user_active) and (tenant_id is None or (
+        tenant_active is not False and _client_serves(tenant_id, *serving))))
     columns = (dict(zip(_USER_COLUMNS, user, strict=True))
                if user_id is not None and sub is not None else None)
     org = (OrgContext(tenant_id, slug, role, name)

@@ -99,7 +99,8 @@ def test_access_state_unpacks_the_access_select_in_its_order():
     assert names == ["client_id", "user_id", "tenant_id", "grant_id", "scope", "issued_at",
                      "access_expires_at", "revoked_at", "grant_found", "grant_revoked_at",
                      "grant_claims", "user_active", *tokens._USER_COLUMNS, "slug", "role",
-                     "name"]
+                     "name", "tenant_active", "client_tenant_id", "client_listed",
+                     "client_lists_tenant"]
 
 
 def test_sqlite_connections_get_the_apps_pragmas(app, ctx):

@@ -466,16 +466,27 @@ def test_a_revoked_client_token_is_inactive(client, rp, lean, quiet):
 
 
 def test_a_disabled_tenant_or_a_membership_row_gone(app, client, driver, rp, lean):
-    """A disabled tenant changes nothing of an access token, and a membership row gone
-    (not through the service) leaves it active without its org claims: both paths agree."""
+    """A disabled tenant makes its users' access tokens inactive at once, as their refresh
+    tokens are (the fast path declines, the view says so); enabled again, they are active.
+    A membership row gone (not through the service) leaves the token active without its
+    org claims: both paths agree."""
     from idp.models import Membership, Tenant
 
     token = driver.tokens(rp)["access_token"]
-    with app.app_context():
-        db.session.execute(db.update(Tenant).values(active=False))
-        db.session.commit()
+
+    def tenant_active(active: bool) -> None:
+        with app.app_context():
+            db.session.execute(db.update(Tenant).values(active=active))
+            db.session.commit()
+
+    tenant_active(False)
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert _userinfo(client, token).status_code == 401
+    assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
+    tenant_active(True)
     ours, theirs = _both(lean, lambda: _introspect(client, rp, token))
-    assert _same_answer(ours, theirs) == theirs.get_json()
+    assert _same_answer(ours, theirs)["active"] is True
     with app.app_context():
         db.session.execute(db.delete(Membership))
         db.session.commit()
@@ -484,6 +495,26 @@ def test_a_disabled_tenant_or_a_membership_row_gone(app, client, driver, rp, lea
     assert body == theirs.get_json() and body["active"] is True and "org_slug" not in body
     ours, theirs = _both(lean, lambda: _userinfo(client, token))
     assert _same_answer(ours, theirs) == theirs.get_json()
+
+
+def test_a_client_that_no_longer_serves_the_tenant_holds_no_active_token(app, client, driver,
+                                                                         factory, alice, lean):
+    """Shared with acme only, then with another tenant only: acme's tokens of that client
+    are inactive at introspection and userinfo, as its refresh tokens are."""
+    from idp.models import Client
+    from idp.services import clients
+
+    rp = _shared_client_of_acme_only(factory)
+    token = driver.tokens(rp, scope="openid email")["access_token"]
+    assert _introspect(client, rp, token).get_json()["active"] is True
+    other = factory.tenant("gamma", "Gamma")
+    clients.share_with(db.session.query(Client).filter_by(client_id=rp.client_id).one(),
+                       [other])
+    db.session.commit()
+    lean.passed.clear()
+    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert _userinfo(client, token).status_code == 401
+    assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
 
 
 def test_a_membership_removed_kills_its_tokens(app, client, driver, rp, lean):
