@@ -99,10 +99,10 @@ class Statement:
 class Connection:
     """One thread's open DBAPI connection to one engine, and that engine's dialect."""
 
-    __slots__ = ("dbapi", "dialect", "broken", "_reader")
+    __slots__ = ("dbapi", "dialect", "_reader")
 
     def __init__(self, dbapi: Any, dialect):
-        self.dbapi, self.dialect, self.broken = dbapi, dialect, False
+        self.dbapi, self.dialect = dbapi, dialect
         self._reader = None
 
     def reader(self) -> Any:
