@@ -434,6 +434,17 @@ def test_an_unknown_passkey_is_refused(enrolled, app, client):
 # --- second factor -------------------------------------------------------------------
 
 
+def _enrol_through_the_factor(user, authenticator) -> None:
+    """A passkey registered through the factor interface (no account page), committed."""
+    from idp.factors.registry import get_factor
+
+    state: dict = {}
+    options = get_factor("webauthn").enrol_start(user, state)["options"]
+    get_factor("webauthn").enrol_confirm(user, {"credential": authenticator.create(options)},
+                                         state)
+    db.session.commit()
+
+
 def _password(client, flow: str | None = None):
     page = client.get("/login", query_string={"flow": flow} if flow else {})
     return client.post("/login", query_string={"flow": flow} if flow else {},
@@ -476,12 +487,7 @@ def test_the_passkey_is_the_second_factor_after_the_password(enrolled, client, d
 def test_another_users_passkey_is_refused_as_second_factor(enrolled, app, client, factory):
     bob = factory.user("bob@example.com")
     other = for_app(app)
-    from idp.factors.registry import get_factor
-
-    state: dict = {}
-    options = get_factor("webauthn").enrol_start(bob, state)["options"]
-    get_factor("webauthn").enrol_confirm(bob, {"credential": other.create(options)}, state)
-    db.session.commit()
+    _enrol_through_the_factor(bob, other)
     response = _password(client)
     location = response.headers["Location"]
     signin = query_of(location)["signin"]
@@ -548,13 +554,7 @@ def test_phishing_resistant_walks_a_person_through_registering_a_passkey(
 
 def test_phishing_resistant_with_a_passkey_asks_it_instead_of_the_code(
         client, driver, phishing_resistant, alice, authenticator):
-    from idp.factors.registry import get_factor
-
-    state: dict = {}
-    options = get_factor("webauthn").enrol_start(alice, state)["options"]
-    get_factor("webauthn").enrol_confirm(alice, {"credential": authenticator.create(options)},
-                                         state)
-    db.session.commit()
+    _enrol_through_the_factor(alice, authenticator)
     response = _second_step(client, authenticator, _password(client).headers["Location"])
     assert response.status_code == 303 and signed_in(client)
     assert outbox.messages(EMAIL, "login_code") == []
@@ -562,13 +562,7 @@ def test_phishing_resistant_with_a_passkey_asks_it_instead_of_the_code(
 
 def test_phishing_resistant_passwordless_needs_nothing_else(client, driver, phishing_resistant,
                                                            alice, authenticator, factory):
-    from idp.factors.registry import get_factor
-
-    state: dict = {}
-    options = get_factor("webauthn").enrol_start(alice, state)["options"]
-    get_factor("webauthn").enrol_confirm(alice, {"credential": authenticator.create(options)},
-                                         state)
-    db.session.commit()
+    _enrol_through_the_factor(alice, authenticator)
     rp = factory.client()
     verifier, challenge = pkce_pair()
     start = driver.authorize(rp, code_challenge=challenge, code_challenge_method="S256")
@@ -619,13 +613,7 @@ def test_the_passkey_step_offers_the_emailed_code_instead(enrolled, client):
 
 def test_phishing_resistant_offers_no_way_around_the_passkey(
         client, driver, phishing_resistant, alice, authenticator):
-    from idp.factors.registry import get_factor
-
-    state: dict = {}
-    options = get_factor("webauthn").enrol_start(alice, state)["options"]
-    get_factor("webauthn").enrol_confirm(alice, {"credential": authenticator.create(options)},
-                                         state)
-    db.session.commit()
+    _enrol_through_the_factor(alice, authenticator)
     location = _password(client).headers["Location"]
     page = client.get(location)
     assert page.status_code == 200 and "Send the code by email instead" not in page.text
