@@ -205,6 +205,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     register_commands(app)
 
+    from idp.services import state_cache
+
+    state_cache.init_app(app)  # PostgreSQL: token state kept until a trigger says it changed
+
     from idp.oauth import fast
 
     fast.init_app(app)  # discovery and JWKS before Flask (outermost: wraps ProxyFix too)

@@ -92,6 +92,11 @@ def load_config() -> dict:
         "IDP_CODE_TTL": _env_int("CODE_TTL", 600),
         # How long a process may use its copy of a client's registration (0: no cache).
         "IDP_CLIENT_CACHE_TTL": _env_int("CLIENT_CACHE_TTL", 5),
+        # PostgreSQL: introspection and userinfo keep what they read of a token until the
+        # database reports a write that changes it (idp/services/state_cache.py); 0 reads
+        # every time. MAX_AGE bounds an entry's life when triggers were off for a write.
+        "IDP_TOKEN_STATE_CACHE": _env_bool("TOKEN_STATE_CACHE", True),
+        "IDP_TOKEN_STATE_CACHE_MAX_AGE": _env_float("TOKEN_STATE_CACHE_MAX_AGE", 30.0),
         "IDP_ACCESS_TOKEN_TTL": _env_int("ACCESS_TOKEN_TTL", 3600),
         "IDP_ID_TOKEN_TTL": _env_int("ID_TOKEN_TTL", 3600),
         "IDP_REFRESH_IDLE_TTL": _env_int("REFRESH_IDLE_TTL", 30 * 24 * 3600),

@@ -37,7 +37,7 @@ from idp.models import (
 )
 from idp.models.oauth import digest
 from idp.oauth.claims import user_claims
-from idp.services import dbapi
+from idp.services import dbapi, state_cache
 from idp.services.locale import localised_name
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -505,11 +505,17 @@ _ACCESS = dbapi.Statement(_access_select)
 _REVOKED = dbapi.Statement(_revoked_select)
 
 
-def _first(statement: dbapi.Statement, params: dict, engine) -> tuple | None:
+def _first(statement: dbapi.Statement, params: dict, engine,
+           keep_missing: bool = False) -> tuple | None:
     """One row: on this thread's DBAPI connection to ``engine`` (the lean paths: one
-    statement, no pool checkout, autocommit), else in the session's transaction (the
-    views). The same values either way (tests/http/test_dbapi.py)."""
+    statement, no pool checkout, autocommit), or from its state cache on PostgreSQL
+    (idp/services/state_cache.py; ``keep_missing``: "no row" is kept too), else in the
+    session's transaction (the views). The same values either way
+    (tests/http/test_dbapi.py)."""
     if engine is not None:
+        cache = state_cache.of(engine)
+        if cache is not None:
+            return cache.first(statement, params, keep_missing)
         return dbapi.fetch_first(statement, engine, params)
     row = db.session.connection().execute(statement.core(), params).first()
     return tuple(row) if row is not None else None
@@ -520,10 +526,11 @@ def access_state(claims: dict, engine=None) -> AccessState | None:
 
     A user's token: one SELECT of its row by jti (unique index), outer-joined to its grant,
     its user, the user's membership in its tenant and its client; it is inactive once the
-    tenant is disabled or the client no longer serves it, as its refresh token is. A client's own token (``c.`` jti):
-    what a row would say comes from its claims, plus one primary-key lookup in the
-    deny-list. Read every time, never remembered: a revocation shows at once. ``engine``:
-    read on this thread's DBAPI connection to it (see ``_first``)."""
+    tenant is disabled or the client no longer serves it, as its refresh token is. A
+    client's own token (``c.`` jti): what a row would say comes from its claims, plus one
+    primary-key lookup in the deny-list. ``engine``: read on this thread's DBAPI
+    connection to it, or kept by its state cache until a write changes it (see
+    ``_first``); without it, read in the session."""
     jti = claims.get("jti")
     if not isinstance(jti, str):
         return None
@@ -531,7 +538,7 @@ def access_state(claims: dict, engine=None) -> AccessState | None:
         client_id = claims.get("client_id")
         if not isinstance(client_id, str) or claims.get("sub") != client_id:
             return None
-        revoked = _first(_REVOKED, {"jti": jti}, engine)
+        revoked = _first(_REVOKED, {"jti": jti}, engine, keep_missing=True)
         return AccessState(jti, client_id, None, str(claims.get("scope", "")), claims.get("iat"),
                            claims["exp"], active=revoked is None)
     row = _first(_ACCESS, {"jti": jti}, engine)
