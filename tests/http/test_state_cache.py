@@ -296,3 +296,36 @@ def test_a_forked_child_listens_on_its_own_connection(app, ctx, cache):
     assert cache.listening and cache._listener is not parent
     assert not parent.closed  # the parent's, left alone
     parent.close()
+
+
+def test_each_kind_of_write_of_this_process_empties_the_cache(app, ctx, factory, cache, deaf):
+    """ORM flushes, ORM-enabled and Core bulk statements: a commit that wrote to a watched
+    table empties the cache; one that only inserted a token, or that rolled back, does
+    not."""
+    from sqlalchemy import delete, false, insert, update
+
+    from idp.models import Membership, RevokedJti, Token
+
+    user = factory.user("bob@example.com")
+    db.session.commit()
+
+    def flushed(write) -> bool:
+        before = cache.flushes
+        write()
+        db.session.commit()
+        return cache.flushes > before
+
+    assert flushed(lambda: setattr(user, "given_name", "Robert"))  # ORM flush
+    assert flushed(lambda: db.session.execute(update(Token).where(false())
+                                              .values(revoked_at=1)))
+    assert flushed(lambda: db.session.execute(delete(Membership).where(false())))
+    assert flushed(lambda: db.session.execute(
+        insert(RevokedJti.__table__).values(jti="c.x", expires_at=1)))
+    assert not flushed(lambda: db.session.execute(
+        insert(Token.__table__).from_select(["jti"], Token.__table__.select().where(false())
+                                            .with_only_columns(Token.jti))))
+    before = cache.flushes
+    user.active = False
+    db.session.flush()
+    db.session.rollback()
+    assert cache.flushes == before
