@@ -87,10 +87,20 @@ def write_report(path: Path, record: dict, limits: Path | None = None) -> None:
     lines += ["## Memory after the run (RSS)", "",
               "Ours: granian's supervisor and its one worker process (the worker holds the app, "
               "the parsed keys and the client cache); the peer: one node process.", ""]
+    files = record.get("rss_file_mib", {})
+
+    def mapped(who: str, pid) -> str:
+        mib = files.get(who, {}).get(pid, 0.0)
+        return f" (file pages {mib:.0f} MiB of it)" if mib >= 20 else ""
+
     for who, pids in rss.items():
         lines.append(f"- {who}: " + ", ".join(
             f"{'worker' if int(pid) in workers.get(who, []) else 'process'} {pid} {mib:.0f} MiB"
-            for pid, mib in pids.items()))
+            f"{mapped(who, pid)}" for pid, mib in pids.items()))
+    if any(mib >= 20 for pids in files.values() for mib in pids.values()):
+        lines += ["", "File pages are the SQLite database the worker maps (`PRAGMA mmap_size`) "
+                  "and the code it has loaded: pages of the OS page cache, shared and "
+                  "reclaimable, not the worker's own memory."]
     lines.append("")
     lines += _profile_section(record)
     if busy or machine["load_before"] > 1.0:

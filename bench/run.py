@@ -129,10 +129,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory (``RssFile``: the part that is file pages, such as the
+    SQLite database mapped by ``PRAGMA mmap_size``, shared with the OS page cache)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -209,6 +211,9 @@ class Process:
 
     def rss(self) -> dict[int, float]:
         return {pid: rss_mib(pid) for pid in self.pids()}
+
+    def rss_file(self) -> dict[int, float]:
+        return {pid: rss_mib(pid, "RssFile") for pid in self.pids()}
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -447,6 +452,7 @@ def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
         if args.scale_tokens:
             flat = measure_flat(backend, env, tmp, args, creds, flow, ours_of, rows)
         results["rss_mib"][backend] = server.rss()
+        results.setdefault("rss_file_mib", {})[backend] = server.rss_file()
         results.setdefault("workers", {})[backend] = descendants(server.proc.pid)
         if args.profile:
             creds_file = tmp / f"creds-{backend}.json"
