@@ -121,7 +121,11 @@ def metrics():
             given.strip().encode(), token.encode()):
         return ({"error": "invalid_token"}, 401,
                 {"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"})
-    return Response(g.metrics.render(), mimetype="text/plain; version=0.0.4",
+    body = g.metrics.render()
+    cache = current_app.extensions.get("idp_state_cache")  # PostgreSQL only
+    if cache is not None:
+        body += cache.render()
+    return Response(body, mimetype="text/plain; version=0.0.4",
                     headers={"Cache-Control": "no-store"})
 
 

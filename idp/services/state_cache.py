@@ -117,6 +117,29 @@ class StateCache:
         with self._lock:
             self._flush()
 
+    def render(self) -> str:
+        """Its figures for /metrics (Prometheus text format)."""
+        with self._lock:
+            listening, hits, misses, flushes = (int(self.listening), self.hits, self.misses,
+                                                self.flushes)
+            size = len(self._entries)
+        return "\n".join([
+            "# HELP idp_token_state_cache_listening 1 while the token state cache listens "
+            "for changes; 0: it reads every time.",
+            "# TYPE idp_token_state_cache_listening gauge",
+            f"idp_token_state_cache_listening {listening}",
+            "# HELP idp_token_state_cache_lookups_total Token state lookups by outcome.",
+            "# TYPE idp_token_state_cache_lookups_total counter",
+            f'idp_token_state_cache_lookups_total{{outcome="hit"}} {hits}',
+            f'idp_token_state_cache_lookups_total{{outcome="miss"}} {misses}',
+            "# HELP idp_token_state_cache_flushes_total Times the cache was emptied.",
+            "# TYPE idp_token_state_cache_flushes_total counter",
+            f"idp_token_state_cache_flushes_total {flushes}",
+            "# HELP idp_token_state_cache_entries Token states kept now.",
+            "# TYPE idp_token_state_cache_entries gauge",
+            f"idp_token_state_cache_entries {size}",
+        ]) + "\n"
+
     def close(self) -> None:
         """Stop listening and forget everything (the engine's pool is being disposed); the
         next read connects again."""

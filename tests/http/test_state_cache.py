@@ -329,3 +329,20 @@ def test_each_kind_of_write_of_this_process_empties_the_cache(app, ctx, factory,
     db.session.flush()
     db.session.rollback()
     assert cache.flushes == before
+
+
+def test_metrics_say_whether_it_listens_and_how_it_hits(app, client, driver, rp, monkeypatch):
+    """On PostgreSQL /metrics shows the cache's state; on SQLite there is none to show."""
+    monkeypatch.setitem(app.config, "IDP_METRICS_TOKEN", "m" * 32)
+    token = driver.tokens(rp)["access_token"]
+    for _ in range(2):
+        _introspect(client, rp, token)
+    text = client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 32}).text
+    if db.engine.dialect.name != "postgresql":
+        assert "idp_token_state_cache" not in text
+        return
+    cache = state_cache.of(db.engine)
+    assert "idp_token_state_cache_listening 1\n" in text
+    assert f'idp_token_state_cache_lookups_total{{outcome="hit"}} {cache.hits}\n' in text
+    assert cache.hits >= 1
+    assert f"idp_token_state_cache_entries {len(cache._entries)}\n" in text
