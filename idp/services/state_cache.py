@@ -38,6 +38,7 @@ import os
 import threading
 import time
 import weakref
+from contextlib import suppress
 from typing import Any
 
 from flask import Flask
@@ -182,6 +183,7 @@ class StateCache:
         engine = self._engine()
         if engine is None:
             return False
+        raw = None
         try:
             pooled = engine.raw_connection()
             raw = pooled.driver_connection
@@ -193,6 +195,9 @@ class StateCache:
         except Exception:  # noqa: BLE001 - no database now: read through, try again later
             logger.warning("token state cache: cannot listen; reading every time",
                            exc_info=True)
+            if raw is not None:
+                with suppress(Exception):
+                    raw.close()
             self._retry_at = now + RETRY_SECONDS
             return False
         if found != TABLES:
@@ -213,10 +218,8 @@ class StateCache:
         self._flush()
         self._retry_at = retry_at
         if listener is not None:
-            try:
+            with suppress(Exception):  # it is being dropped anyway
                 listener.close()
-            except Exception:  # noqa: BLE001 - it is being dropped anyway
-                logger.debug("token state cache: closing the listener failed", exc_info=True)
 
 
 def of(engine: Engine) -> StateCache | None:

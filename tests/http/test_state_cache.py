@@ -91,8 +91,9 @@ def test_every_column_the_token_state_reads_fires_the_trigger(cache, listener):
 
 
 def test_writes_that_change_no_token_state_notify_nothing(cache, listener):
-    """A new token or grant, a refresh token's rotation, a grant's code redeemed, a login:
-    the hot writes leave the cache alone. A write rolled back notifies nothing."""
+    """A new token or grant, a refresh token's rotation, a grant's code redeemed, a column
+    the token state does not read: the hot writes leave the cache alone. A write rolled
+    back notifies nothing."""
     for sql in ("UPDATE oauth_tokens SET rotated_at = rotated_at WHERE false",
                 "INSERT INTO oauth_tokens SELECT * FROM oauth_tokens WHERE false",
                 "INSERT INTO oauth_grants SELECT * FROM oauth_grants WHERE false",
