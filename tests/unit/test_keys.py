@@ -193,9 +193,12 @@ def test_verify_es256_accepts_only_our_plain_valid_tokens(tmp_path):
                                          {"sub": "a"})
     head, body, signature = token.split(".")
     other = jwt.encode({"alg": "ES256", "kid": kid}, {"sub": "b"}, key)
+    # One character of the signature changed: the second-to-last, whose six bits are all
+    # signature (the last one's low bits are padding); "AA" was once the signature's own end.
+    tampered = signature[:-2] + ("B" if signature[-2] == "A" else "A") + signature[-1]
     refused = [
         f"{head}.{other.split('.')[1]}.{signature}",  # claims swapped under the signature
-        f"{head}.{body}.{signature[:-2]}AA",
+        f"{head}.{body}.{tampered}",
         f"{head}.{body}.{signature}=",  # not the compact alphabet
         f"{head}.{body}",
         jwt.encode({"alg": "ES256", "kid": kid, "cty": "x"}, {"sub": "a"}, key),  # header+
