@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, event, inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
@@ -34,7 +34,9 @@ class User(db.Model):
     phone_number_verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
-    updated_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now, onupdate=now)
+    # When the person's own information last changed (OIDC's updated_at claim): moved by
+    # _profile_changed below, not by a login's or a lockout's bookkeeping.
+    updated_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=now)
     password_changed_at: Mapped[int | None] = mapped_column(Epoch)
     # Lockout (services/accounts.py): when the current or last lock began and when it ends
     # by itself; ``lockouts`` counts the locks in a row (each one lasts twice the previous);
@@ -56,6 +58,22 @@ class User(db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
+
+
+# The columns that are the person's information (the profile, email and phone claims).
+PROFILE_COLUMNS = ("email", "email_verified", "given_name", "family_name", "locale",
+                   "phone_number", "phone_number_verified")
+
+
+@event.listens_for(User, "before_update")
+def _profile_changed(_mapper, _connection, user: User) -> None:
+    """``updated_at`` moves with the profile, so that a relying party that compares it
+    refreshes what it holds only when there is something new."""
+    state = inspect(user)
+    if state.attrs.updated_at.history.has_changes():
+        return  # set by the caller
+    if any(state.attrs[name].history.has_changes() for name in PROFILE_COLUMNS):
+        user.updated_at = now()
 
 
 class Membership(db.Model):
