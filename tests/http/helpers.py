@@ -7,7 +7,7 @@ import base64
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.support import query_of
+from tests.support import basic_auth, query_of
 
 
 def assert_error_redirect(response, redirect_uri: str, error: str, state: str | None = None,
@@ -48,3 +48,9 @@ def bearer(token: str) -> dict:
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def introspect(client, rp, token: str, **form):
+    """POST /oauth/introspect as the client ``rp`` (client_secret_basic)."""
+    return client.post("/oauth/introspect", data={"token": token, **form},
+                       headers=basic_auth(rp.client_id, rp.client_secret))

@@ -15,15 +15,10 @@ from werkzeug.datastructures import MultiDict
 
 from idp.extensions import db
 from idp.models import Grant
-from tests.http.helpers import bearer, decode
+from tests.http.helpers import bearer, decode, introspect
 from tests.support import basic_auth
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
-
-def _introspect(client, rp, token):
-    return client.post("/oauth/introspect", data={"token": token},
-                       headers=basic_auth(rp.client_id, rp.client_secret)).get_json()
 
 
 def _error(response, status=400):
@@ -129,13 +124,13 @@ def test_reused_code_fails_and_kills_the_first_tokens(client, driver, rp):
     first = driver.exchange(rp, result)
     assert first.status_code == 200
     tokens = first.get_json()
-    assert _introspect(client, rp, tokens["access_token"])["active"] is True
+    assert introspect(client, rp, tokens["access_token"]).get_json()["active"] is True
 
     second = driver.exchange(rp, result)
     assert _error(second) == "invalid_grant"
 
-    assert _introspect(client, rp, tokens["access_token"]) == {"active": False}
-    assert _introspect(client, rp, tokens["refresh_token"]) == {"active": False}
+    assert introspect(client, rp, tokens["access_token"]).get_json() == {"active": False}
+    assert introspect(client, rp, tokens["refresh_token"]).get_json() == {"active": False}
     assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
     refresh = driver.token(rp, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     assert _error(refresh) == "invalid_grant"
@@ -165,7 +160,7 @@ def test_code_redeemed_concurrently_succeeds_once(app, client, driver, rp, live_
     assert {r.json()["error"] for r in responses if r.status_code == 400} == {"invalid_grant"}
     winner = next(r.json() for r in responses if r.status_code == 200)
     # The code was replayed: the winner's tokens die too.
-    assert _introspect(client, rp, winner["access_token"]) == {"active": False}
+    assert introspect(client, rp, winner["access_token"]).get_json() == {"active": False}
 
 
 def test_code_of_another_client_is_invalid_grant(factory, driver, rp):

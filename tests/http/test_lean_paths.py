@@ -12,7 +12,7 @@ from idp.extensions import db
 from idp.models import Client
 from idp.models.oauth import digest
 from idp.oauth import server as server_module
-from tests.http.helpers import decode
+from tests.http.helpers import decode, introspect
 from tests.support import basic_auth
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -194,16 +194,11 @@ def test_the_lean_path_counts_in_the_metrics(app, client, rp, lean):
 # --- introspection and userinfo -------------------------------------------------------
 
 
-def _introspect(client, rp, token, **form):
-    return client.post("/oauth/introspect", data={"token": token, **form},
-                       headers=basic_auth(rp.client_id, rp.client_secret))
-
-
 @pytest.mark.parametrize("hint", [None, "access_token", "refresh_token"])
 def test_introspection_of_a_user_token(client, driver, rp, lean, hint):
     token = driver.tokens(rp)["access_token"]
     extra = {"token_type_hint": hint} if hint else {}
-    ours, theirs = _both(lean, lambda: _introspect(client, rp, token, **extra))
+    ours, theirs = _both(lean, lambda: introspect(client, rp, token, **extra))
     body = _same_answer(ours, theirs)
     assert body == theirs.get_json()  # every value too: nothing in it changes per request
     assert body["active"] is True and body["org_slug"] == "acme" and body["sub"]
@@ -211,7 +206,7 @@ def test_introspection_of_a_user_token(client, driver, rp, lean, hint):
 
 def test_introspection_of_a_client_token(client, rp, lean):
     token = _cc(client, rp).get_json()["access_token"]
-    ours, theirs = _both(lean, lambda: _introspect(client, rp, token))
+    ours, theirs = _both(lean, lambda: introspect(client, rp, token))
     assert _same_answer(ours, theirs) == theirs.get_json()
 
 
@@ -228,9 +223,9 @@ def test_inactive_tokens_and_refusals_go_to_the_views(app, client, driver, facto
     access = tokens["access_token"]
     other = factory.client()
     cases = [
-        lambda: _introspect(client, other, access),  # another client's token
-        lambda: _introspect(client, rp, tokens["refresh_token"]),  # not a JWT
-        lambda: _introspect(client, rp, access[:-4] + "AAAA"),  # bad signature
+        lambda: introspect(client, other, access),  # another client's token
+        lambda: introspect(client, rp, tokens["refresh_token"]),  # not a JWT
+        lambda: introspect(client, rp, access[:-4] + "AAAA"),  # bad signature
         lambda: client.post("/oauth/introspect", data={"token": access},
                             headers=basic_auth(rp.client_id, "wrong")),
         lambda: client.get("/oauth/userinfo", headers={"Authorization": "Bearer x.y.z"}),
@@ -252,7 +247,7 @@ def test_inactive_tokens_and_refusals_go_to_the_views(app, client, driver, facto
         revoke_grant(grant_id)
         db.session.commit()
     lean.passed.clear()
-    assert _introspect(client, rp, access).get_json() == {"active": False}
+    assert introspect(client, rp, access).get_json() == {"active": False}
     assert client.get("/oauth/userinfo", headers={
         "Authorization": f"Bearer {access}"}).status_code == 401
     assert len(lean.passed) == 2
@@ -260,14 +255,14 @@ def test_inactive_tokens_and_refusals_go_to_the_views(app, client, driver, facto
 
 def test_a_disabled_user_token_is_inactive(app, client, driver, rp, lean):
     token = driver.tokens(rp)["access_token"]
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     with app.app_context():
         from idp.models import User
 
         db.session.execute(db.update(User).values(active=False))
         db.session.commit()
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
     assert client.get("/oauth/userinfo", headers={
         "Authorization": f"Bearer {token}"}).status_code == 401
     assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]  # the views said so
@@ -415,7 +410,7 @@ def test_the_lean_reads_push_no_context_and_run_no_orm(client, driver, rp, lean,
 
     cache = state_cache.of(db.engine)
     token = driver.tokens(rp)["access_token"]
-    assert _introspect(client, rp, token).status_code == 200  # warms the client cache
+    assert introspect(client, rp, token).status_code == 200  # warms the client cache
     executed = []
     real = dbapi.Statement._run
     monkeypatch.setattr(dbapi.Statement, "_run",
@@ -423,7 +418,7 @@ def test_the_lean_reads_push_no_context_and_run_no_orm(client, driver, rp, lean,
     quiet.update(contexts=0, statements=0)
     lean.passed.clear()
     for _ in range(3):
-        for request in (lambda: _introspect(client, rp, token).get_json()["active"],
+        for request in (lambda: introspect(client, rp, token).get_json()["active"],
                         lambda: _userinfo(client, token).get_json()["sub"]):
             if cache is not None:
                 cache.flush()
@@ -439,7 +434,7 @@ def test_a_client_cache_miss_reads_in_a_context_of_its_own(app, client, driver, 
     app.extensions["idp_oauth"].__dict__.pop("_client_cache", None)
     quiet.update(contexts=0, statements=0)
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert lean.passed == [] and quiet == {"contexts": 1, "statements": 1}
 
 
@@ -448,13 +443,13 @@ def test_a_revocation_is_seen_at_once(client, driver, rp, lean, quiet):
     signature check is remembered; the row is read again, on PostgreSQL because the
     revocation's commit emptied the state cache)."""
     token = driver.tokens(rp)["access_token"]
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert _userinfo(client, token).status_code == 200
     revoked = client.post("/oauth/revoke", data={"token": token},
                           headers=basic_auth(rp.client_id, rp.client_secret))
     assert revoked.status_code == 200
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
     assert _userinfo(client, token).status_code == 401
     assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
 
@@ -462,12 +457,12 @@ def test_a_revocation_is_seen_at_once(client, driver, rp, lean, quiet):
 def test_a_revoked_client_token_is_inactive(client, rp, lean, quiet):
     token = _cc(client, rp).get_json()["access_token"]
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert lean.passed == []
     client.post("/oauth/revoke", data={"token": token},
                 headers=basic_auth(rp.client_id, rp.client_secret))
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
     assert lean.passed == ["/oauth/introspect"]
 
 
@@ -487,16 +482,16 @@ def test_a_disabled_tenant_or_a_membership_row_gone(app, client, driver, rp, lea
 
     tenant_active(False)
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
     assert _userinfo(client, token).status_code == 401
     assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
     tenant_active(True)
-    ours, theirs = _both(lean, lambda: _introspect(client, rp, token))
+    ours, theirs = _both(lean, lambda: introspect(client, rp, token))
     assert _same_answer(ours, theirs)["active"] is True
     with app.app_context():
         db.session.execute(db.delete(Membership))
         db.session.commit()
-    ours, theirs = _both(lean, lambda: _introspect(client, rp, token))
+    ours, theirs = _both(lean, lambda: introspect(client, rp, token))
     body = _same_answer(ours, theirs)
     assert body == theirs.get_json() and body["active"] is True and "org_slug" not in body
     ours, theirs = _both(lean, lambda: _userinfo(client, token))
@@ -512,13 +507,13 @@ def test_a_client_that_no_longer_serves_the_tenant_holds_no_active_token(app, cl
 
     rp = _shared_client_of_acme_only(factory)
     token = driver.tokens(rp, scope="openid email")["access_token"]
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     other = factory.tenant("gamma", "Gamma")
     clients.share_with(db.session.query(Client).filter_by(client_id=rp.client_id).one(),
                        [other])
     db.session.commit()
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
     assert _userinfo(client, token).status_code == 401
     assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
 
@@ -528,12 +523,12 @@ def test_a_membership_removed_kills_its_tokens(app, client, driver, rp, lean):
     from idp.services import memberships
 
     token = driver.tokens(rp)["access_token"]
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     with app.app_context():
         memberships.remove(db.session.scalar(db.select(Tenant)), "alice@example.com")
         db.session.commit()
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
     assert _userinfo(client, token).status_code == 401
     assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
 
@@ -544,11 +539,11 @@ def test_reloaded_keys_count_at_once(app, client, driver, rp, lean, monkeypatch,
     from idp.oauth.keys import KeyStore, ensure_keys
 
     token = driver.tokens(rp)["access_token"]
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     ensure_keys(tmp_path)
     monkeypatch.setitem(app.extensions, "idp_keys", KeyStore(tmp_path))
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
     assert _userinfo(client, token).status_code == 401
     assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
 
@@ -569,13 +564,13 @@ def test_a_failing_database_connection_is_left_to_the_view(app, client, driver, 
 
     monkeypatch.setattr(dbapi, "fetch_first", failing)
     lean.passed.clear()
-    response = _introspect(client, rp, token)
+    response = introspect(client, rp, token)
     assert response.status_code == 200 and response.get_json()["active"] is True
     assert _userinfo(client, token).status_code == 200
     assert lean.passed == ["/oauth/introspect", "/oauth/userinfo"]
     monkeypatch.setattr(dbapi, "fetch_first", real)
     lean.passed.clear()
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert lean.passed == []
 
 
@@ -615,10 +610,10 @@ def test_two_apps_each_answer_from_their_own_database_and_keys(app, client, rp, 
         found = theirs.post("/oauth/introspect", data={"token": token}, headers=twin_auth)
         assert found.get_json()["active"] is True and found.get_json()["iss"] == \
             "http://other.example"
-        assert _introspect(client, rp, mine).get_json()["active"] is True
+        assert introspect(client, rp, mine).get_json()["active"] is True
     assert other.extensions["idp_lean"].engine() is not lean.engine()
     # Each app's token is unknown to the other (its keys), and each secret to the other.
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
     assert theirs.post("/oauth/introspect", data={"token": mine},
                        headers=twin_auth).get_json() == {"active": False}
     assert theirs.post("/oauth/introspect", data={"token": token}, headers=basic_auth(

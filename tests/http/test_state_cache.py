@@ -17,6 +17,7 @@ from sqlalchemy.sql import visitors
 from idp.extensions import db
 from idp.models import User
 from idp.services import dbapi, state_cache, tokens
+from tests.http.helpers import introspect
 from tests.support import basic_auth
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -44,19 +45,24 @@ def cache(app, ctx):
     return found
 
 
+def _connect(app):
+    """A psycopg connection of its own to the app's database, in autocommit."""
+    with app.app_context():
+        url = db.engine.url.set(drivername="postgresql")
+    return psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+
+
 @pytest.fixture
 def outsider(app):
     """A connection of another process's kind: its writes reach the cache only as
     notifications (no commit hook of this process sees them)."""
-    url = db.engine.url.set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+    with _connect(app) as conn:
         yield conn
 
 
 @pytest.fixture
 def listener(app):
-    url = db.engine.url.set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+    with _connect(app) as conn:
         conn.execute(f"LISTEN {state_cache.CHANNEL}")
         yield conn
 
@@ -103,11 +109,6 @@ def test_writes_that_change_no_token_state_notify_nothing(cache, listener):
         assert _notified(listener, sql, wait=0.2) == [], sql
 
 
-def _introspect(client, rp, token):
-    return client.post("/oauth/introspect", data={"token": token},
-                       headers=basic_auth(rp.client_id, rp.client_secret))
-
-
 @pytest.fixture
 def reads(monkeypatch):
     """The statements that reached the database through the lean paths' DBAPI reads."""
@@ -123,7 +124,7 @@ def test_a_token_is_read_once_then_kept(client, driver, rp, cache, reads):
     reads.clear()
     hits = cache.hits
     for _ in range(3):
-        assert _introspect(client, rp, token).get_json()["active"] is True
+        assert introspect(client, rp, token).get_json()["active"] is True
         assert client.get("/oauth/userinfo",
                           headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert reads == [tokens._ACCESS] and cache.listening and cache.hits == hits + 5
@@ -156,12 +157,12 @@ def test_a_revocation_in_this_process_counts_at_once(client, driver, rp, cache, 
     notification."""
     token = driver.tokens(rp)["access_token"]
     reads.clear()
-    assert _introspect(client, rp, token).get_json()["active"] is True
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert reads == [tokens._ACCESS]
     assert client.post("/oauth/revoke", data={"token": token},
                        headers=basic_auth(rp.client_id, rp.client_secret)).status_code == 200
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
 
 
 def test_a_revoked_client_token_counts_at_once(client, rp, cache, deaf):
@@ -169,19 +170,19 @@ def test_a_revoked_client_token_counts_at_once(client, rp, cache, deaf):
     token = client.post("/oauth/token", data={"grant_type": "client_credentials"},
                         headers=basic_auth(rp.client_id, rp.client_secret)).get_json()
     token = token["access_token"]
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     hits = cache.hits
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert cache.hits == hits + 1  # the deny-list's answer, kept
     client.post("/oauth/revoke", data={"token": token},
                 headers=basic_auth(rp.client_id, rp.client_secret))
-    assert _introspect(client, rp, token).get_json() == {"active": False}
+    assert introspect(client, rp, token).get_json() == {"active": False}
 
 
 def _until_inactive(client, rp, token, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if _introspect(client, rp, token).get_json() == {"active": False}:
+        if introspect(client, rp, token).get_json() == {"active": False}:
             return True
         time.sleep(0.002)
     return False
@@ -194,9 +195,9 @@ def test_a_write_by_another_process_counts_when_notified(client, driver, rp, cac
     token = driver.tokens(rp)["access_token"]
     user_id = db.session.query(User.id).filter_by(email="alice@example.com").scalar()
     db.session.commit()
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     reads.clear()
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert reads == []  # kept
     flushes = cache.flushes
     outsider.execute("UPDATE users SET active = false WHERE id = %s", (user_id,))
@@ -210,16 +211,16 @@ def test_without_its_listener_the_cache_reads_every_time(client, driver, rp, cac
     keeps nothing; a write it was not told about is still seen at once. Later it listens
     again, starting empty."""
     token = driver.tokens(rp)["access_token"]
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     pid = cache._listener.info.backend_pid
     outsider.execute("SELECT pg_terminate_backend(%s)", (pid,))
     time.sleep(0.05)
     reads.clear()
-    assert _introspect(client, rp, token).get_json()["active"] is True
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert not cache.listening and reads == [tokens._ACCESS, tokens._ACCESS]
     cache._retry_at = 0.0  # the retry is due
-    assert _introspect(client, rp, token).get_json()["active"] is True
+    assert introspect(client, rp, token).get_json()["active"] is True
     assert cache.listening and cache._listener.info.backend_pid != pid
 
 
@@ -337,7 +338,7 @@ def test_metrics_say_whether_it_listens_and_how_it_hits(app, client, driver, rp,
     monkeypatch.setitem(app.config, "IDP_METRICS_TOKEN", "m" * 32)
     token = driver.tokens(rp)["access_token"]
     for _ in range(2):
-        _introspect(client, rp, token)
+        introspect(client, rp, token)
     text = client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 32}).text
     if db.engine.dialect.name != "postgresql":
         assert "idp_token_state_cache" not in text
