@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,19 +204,30 @@ class KeyStore:
 
         The same token joserfc's ``jwt.encode`` makes, without its per-call registry and
         header checks (a third of an ES256 token's cost): the header is ours and fixed."""
-        kid, key = self.signing_key(alg)
-        signing_input = (_b64_json({"typ": typ, "alg": alg, "kid": kid}) + b"."
-                         + _b64_json(claims))
-        if alg == "ES256":
-            r, s = decode_dss_signature(key.private_key.sign(signing_input,
-                                                             ec.ECDSA(hashes.SHA256())))
-            signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        elif alg == "RS256":
-            signature = key.private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
-        return (signing_input + b"." + _b64(signature)).decode("ascii")
+        return self.signer(alg)(claims, typ)
 
+    def signer(self, alg: str = "ES256") -> Callable[[dict, str], str]:
+        """``sign`` with the current key of ``alg`` taken now: what is left to do, the
+        signature itself, cannot fail for want of a key (a key store reloaded meanwhile
+        does not change it)."""
+        kid, key = self.signing_key(alg)
+
+        def sign(claims: dict, typ: str = "JWT") -> str:
+            signing_input = (_b64_json({"typ": typ, "alg": alg, "kid": kid}) + b"."
+                             + _b64_json(claims))
+            if alg == "ES256":
+                r, s = decode_dss_signature(key.private_key.sign(signing_input,
+                                                                 ec.ECDSA(hashes.SHA256())))
+                signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+            elif alg == "RS256":
+                signature = key.private_key.sign(signing_input, padding.PKCS1v15(),
+                                                 hashes.SHA256())
+            else:
+                return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key,
+                                  algorithms=[alg])
+            return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+        return sign
 
     def verify_es256(self, token: str) -> tuple[dict, dict] | None:
         """(header, claims) of a compact ES256 JWS with a plain header (typ, alg, kid only)

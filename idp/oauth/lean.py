@@ -265,14 +265,15 @@ class LeanMachinePaths:
                     if not granted or \
                             not set(scope_to_list(granted)).issuperset(scope_to_list(scope)):
                         return None
-                body = tokens.rotate_refresh_token(
+                # rendered while PostgreSQL commits the rotation (tokens.rotate_refresh_token)
+                return tokens.rotate_refresh_token(
                     self.app.extensions["idp_keys"], token_settings(self.app.config), state, client,
-                    scope or state.requestable_scope(), connection)
+                    scope or state.requestable_scope(), connection,
+                    render=lambda body: token_answer(self.app, body))
         except engine.dialect.loaded_dbapi.Error:
             logger.warning("refresh on the DBAPI connection failed; the view answers",
                            exc_info=True)
             return None
-        return token_answer(self.app, body) if body is not None else None
 
     # --- introspection and userinfo of a JWT access token -----------------------------
 

@@ -11,11 +11,18 @@ The connection is the engine's own (its connect listeners ran: SQLite's pragmas)
 out of the pool once per thread and process; a connection that fails is dropped and the
 caller falls back to the ordinary path. PostgreSQL connections are in autocommit mode: a
 read is one round trip; writes that need a transaction say so with ``transaction``.
+
+On PostgreSQL a statement can also be *sent* (``Statement.send``): prepared once per
+connection, sent, and its answer read later (``Pending.rowcount``), so that the worker
+computes while the server executes and commits (the refresh grant signs its answer
+meanwhile).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import select
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +36,9 @@ _local = threading.local()
 # Pools whose connection is the database (SQLite in memory): shared, never detached.
 SHARED_POOLS = (StaticPool, SingletonThreadPool)
 _keep: set = set()
+_names = itertools.count(1)
+# The one kind of value ``send`` writes as text itself (what the statements sent carry).
+_TEXT_TYPES = (str, int)
 
 
 class Statement:
@@ -38,6 +48,8 @@ class Statement:
         self._build = build
         self._core = None
         self._compiled: dict[str, tuple] = {}
+        self._name = f"idp_{next(_names)}".encode()  # its prepared name (``send``)
+        self._numbered: tuple | None = None
 
     def core(self) -> Any:
         """The Core statement itself (built on first use), to run it through SQLAlchemy."""
@@ -95,15 +107,92 @@ class Statement:
         found = self.rows(connection, params)
         return found[0] if found else None
 
+    def send(self, connection: Connection, params: dict[str, Any]) -> Pending:
+        """PostgreSQL: send it (autocommit: it commits on its own) and return before the
+        server answers; ``Pending.rowcount`` reads the answer. Prepared on the connection
+        the first time (``$n`` placeholders, each cast to its column's type by the
+        compiler), its values sent as text: strings, integers and NULLs only."""
+        from psycopg import pq
+
+        if self._numbered is None:
+            from sqlalchemy.dialects.postgresql import psycopg as dialects
+
+            compiled = self.core().compile(dialect=dialects.dialect(paramstyle="numeric_dollar"))
+            self._numbered = (compiled.string.encode(), list(compiled.positiontup or ()),
+                              compiled.construct_params)
+        sql, names, construct = self._numbered
+        values = construct(params)
+        text = []
+        for name in names:
+            value = values[name]
+            if value is not None and (type(value) not in _TEXT_TYPES):
+                raise TypeError(f"{name}: {type(value).__name__} is not sent as text here")
+            text.append(None if value is None else str(value).encode())
+        pgconn = connection.dbapi.pgconn
+        if self._name not in connection.prepared:
+            _check(pgconn.prepare(self._name, sql), pq)
+            connection.prepared.add(self._name)
+        pgconn.send_query_prepared(self._name, text)
+        return Pending(pgconn)
+
+
+class Pending:
+    """A statement sent and not answered yet (``Statement.send``). Its answer must be read
+    (``rowcount``) before the connection runs anything else."""
+
+    __slots__ = ("_pgconn",)
+
+    def __init__(self, pgconn: Any):
+        self._pgconn = pgconn
+
+    def rowcount(self) -> int:
+        """Wait for the answer: the rows the statement wrote. A database error is raised
+        as psycopg raises it (the caller's ``connection`` block then drops the connection)."""
+        from psycopg import pq
+
+        pgconn = self._pgconn
+        poller = None
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            if poller is None:
+                poller = select.poll()
+                poller.register(pgconn.socket, select.POLLIN)
+            poller.poll()
+            pgconn.consume_input()
+        result, extra = pgconn.get_result(), pgconn.get_result()
+        while extra is not None:  # never for one statement; read to leave the connection idle
+            extra = pgconn.get_result()
+        _check(result, pq)
+        return result.command_tuples or 0
+
+
+def _check(result: Any, pq) -> None:
+    """Raise the psycopg error of a failed result, by its SQLSTATE."""
+    if result is not None and result.status in (pq.ExecStatus.COMMAND_OK,
+                                                pq.ExecStatus.TUPLES_OK):
+        return
+    import psycopg
+    from psycopg import errors
+
+    message = (result.error_message if result is not None else b"no result").decode(
+        "utf-8", "replace")
+    sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE) if result is not None else None
+    try:
+        error = errors.lookup(sqlstate.decode()) if sqlstate else psycopg.DatabaseError
+    except KeyError:
+        error = psycopg.DatabaseError
+    raise error(message)
+
 
 class Connection:
     """One thread's open DBAPI connection to one engine, and that engine's dialect."""
 
-    __slots__ = ("dbapi", "dialect", "_reader")
+    __slots__ = ("dbapi", "dialect", "_reader", "prepared")
 
     def __init__(self, dbapi: Any, dialect):
         self.dbapi, self.dialect = dbapi, dialect
         self._reader = None
+        self.prepared: set[bytes] = set()  # the names ``Statement.send`` prepared on it
 
     def reader(self) -> Any:
         """The cursor reads run on, opened once (each read fetches all its rows)."""
@@ -207,4 +296,4 @@ def fetch_first(statement: Statement, engine: Engine, params: dict[str, Any]) ->
         raise
 
 
-__all__: Sequence[str] = ("Connection", "Statement", "connection", "fetch_first")
+__all__: Sequence[str] = ("Connection", "Pending", "Statement", "connection", "fetch_first")

@@ -17,7 +17,9 @@ import functools
 import secrets
 import time
 from collections import namedtuple
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -103,6 +105,18 @@ def issue_values(keystore, settings: TokenSettings, *, client: Client, scope: st
                  user: User | Subject | None = None, grant: Grant | GrantFacts | None = None,
                  include_refresh_token: bool = False, org=LOOK_UP) -> tuple[dict, dict]:
     """``issue`` with the row as column values (an INSERT's parameters)."""
+    claims, values, refresh_token = _unsigned(settings, client=client, scope=scope, user=user,
+                                              grant=grant,
+                                              include_refresh_token=include_refresh_token,
+                                              org=org)
+    return _signed(keystore.signer("ES256"), claims, settings, scope, refresh_token), values
+
+
+def _unsigned(settings: TokenSettings, *, client: Client, scope: str,
+              user: User | Subject | None, grant: Grant | GrantFacts | None,
+              include_refresh_token: bool, org) -> tuple[dict, dict, str | None]:
+    """An access token's claims, its row's values and the refresh token (or None): all of
+    ``issue_values`` but the signature."""
     now = int(time.time())
     stateless = user is None and grant is None
     jti = (STATELESS_JTI_PREFIX if stateless else "") + secrets.token_urlsafe(16)
@@ -120,19 +134,26 @@ def issue_values(keystore, settings: TokenSettings, *, client: Client, scope: st
         if org is LOOK_UP:
             org = org_context(grant.user_id, grant.tenant_id, grant.claims_locales)
         claims.update(org_claims(org))
-    access_token = keystore.sign(claims, "ES256", ACCESS_TOKEN_TYP)
     values = {"jti": jti, "client_id": client.client_id, "user_id": user.id if user else None,
               "tenant_id": tenant_id, "grant_id": grant.id if grant else None, "scope": scope,
               "issued_at": now, "access_expires_at": now + settings.access_ttl,
               "refresh_hash": None, "refresh_expires_at": None}
-    response = _token_response(access_token, settings, scope)
+    refresh_token = None
     if include_refresh_token and user is not None and grant is not None:
         refresh_token = secrets.token_urlsafe(32)
         values["refresh_hash"] = digest(refresh_token)
         values["refresh_expires_at"] = min(now + settings.refresh_idle_ttl,
                                            grant.created_at + settings.refresh_absolute_ttl)
+    return claims, values, refresh_token
+
+
+def _signed(sign: Callable[[dict, str], str], claims: dict, settings: TokenSettings, scope: str,
+            refresh_token: str | None) -> dict:
+    """The token response: the access token signed by ``sign`` (a key store's ``signer``)."""
+    response = _token_response(sign(claims, ACCESS_TOKEN_TYP), settings, scope)
+    if refresh_token is not None:
         response["refresh_token"] = refresh_token
-    return response, values
+    return response
 
 
 def _access_claims(settings: TokenSettings, client_id: str, sub: str, jti: str, now: int,
@@ -361,31 +382,43 @@ def refresh_grant_valid(state: RefreshState) -> bool:
 
 
 def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState, client: Client,
-                         scope: str, connection: dbapi.Connection) -> dict | None:
+                         scope: str, connection: dbapi.Connection,
+                         render: Callable[[dict], Any] | None = None) -> Any:
     """The refresh grant's writes, for a token ``refresh_grant_valid`` accepted, on
     ``connection``: claim the old token (a conditional UPDATE: of two concurrent uses one
     wins, and a token revoked since it was read is not claimed) and store its successor,
-    committed. Returns the token response, or None when the claim took nothing (another
-    request rotated or revoked it first): nothing was written.
+    committed. Returns the token response (passed through ``render`` when given), or None
+    when the claim took nothing (another request rotated or revoked it first): nothing was
+    written.
 
-    The successor is signed before anything is locked. PostgreSQL: the claim and the
-    INSERT are one statement in autocommit (a data-modifying CTE; its rowcount says
-    whether the claim won), one round trip and one commit. SQLite: both in one
-    BEGIN IMMEDIATE transaction."""
+    PostgreSQL: the claim and the INSERT are one statement in autocommit (a data-modifying
+    CTE; its rowcount says whether the claim won), one round trip and one commit. It is
+    sent first, and the answer is signed and rendered while the server executes and
+    flushes it: the signing key is taken before the send, so only arithmetic and JSON run
+    meanwhile, and the answer is returned only once the commit is known. SQLite: the
+    successor signed first, then both writes in one BEGIN IMMEDIATE transaction."""
     if state.grant is None or state.user_id is None or state.user_sub is None:
         return None
-    response, values = issue_values(keystore, settings, client=client, scope=scope,
-                                    user=Subject(state.user_id, state.user_sub),
-                                    grant=state.grant, include_refresh_token=True, org=state.org)
+    claims, values, refresh_token = _unsigned(settings, client=client, scope=scope,
+                                              user=Subject(state.user_id, state.user_sub),
+                                              grant=state.grant, include_refresh_token=True,
+                                              org=state.org)
+    sign = keystore.signer("ES256")
     claim = {"old_id": state.id, "now": int(time.time())}
     if connection.dialect.name == "postgresql":
-        return response if _rowcount(_CLAIM_AND_STORE, connection, {**claim, **values}) == 1 \
-            else None
+        pending = _CLAIM_AND_STORE.send(connection, {**claim, **values})
+        try:
+            response = _signed(sign, claims, settings, scope, refresh_token)
+            answer = render(response) if render is not None else response
+        finally:
+            won = pending.rowcount() == 1  # read in any case: the connection is free again
+        return answer if won else None
+    response = _signed(sign, claims, settings, scope, refresh_token)
     with connection.transaction():
         if _rowcount(_CLAIM, connection, claim) != 1:
             return None  # nothing written: the COMMIT ends an empty transaction
         _rowcount(_STORE, connection, values)
-    return response
+    return render(response) if render is not None else response
 
 
 def _rowcount(statement: dbapi.Statement, connection: dbapi.Connection, params: dict) -> int:

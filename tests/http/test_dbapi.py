@@ -117,3 +117,66 @@ def test_sqlite_connections_get_the_apps_pragmas(app, ctx):
     with dbapi.connection(db.engine) as conn:
         own = tuple(conn.dbapi.execute(f"PRAGMA {p}").fetchone()[0] for p in pragmas)
     assert pooled == own == expected
+
+
+# --- a statement sent, its answer read later (PostgreSQL) -------------------------------
+
+
+@pytest.fixture
+def postgres(app, ctx):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (IDP_TEST_DATABASE_URL): Statement.send is libpq's")
+
+
+def _a_refresh_token_id(driver, rp) -> int:
+    driver.tokens(rp)
+    token_id = db.session.query(Token.id).filter(Token.refresh_hash.isnot(None)).scalar()
+    db.session.commit()  # nothing of the session's open while another connection writes
+    return token_id
+
+
+def test_a_sent_write_commits_and_its_answer_says_how_many_rows(postgres, driver, rp):
+    token_id = _a_refresh_token_id(driver, rp)
+    claim = dbapi.Statement(lambda: tokens._rotation_statements()[0])
+    with dbapi.connection(db.engine) as conn:
+        first = claim.send(conn, {"old_id": token_id, "now": 7})
+        assert first.rowcount() == 1
+        assert claim.send(conn, {"old_id": token_id, "now": 9}).rowcount() == 0
+        # prepared once on this connection, and the connection serves reads as before
+        assert claim._name in conn.prepared
+        assert conn.dbapi.execute("SELECT 1").fetchone() == (1,)
+    db.session.expire_all()
+    assert db.session.get(Token, token_id).rotated_at == 7  # committed: autocommit
+
+
+def test_a_sent_write_that_fails_raises_the_drivers_error_and_is_replaced(postgres, driver,
+                                                                          rp):
+    """A duplicate jti: psycopg's own UniqueViolation, nothing written, and the
+    connection is dropped by its ``connection`` block (the lean path then asks the view)."""
+    import psycopg
+
+    token_id = _a_refresh_token_id(driver, rp)
+    existing = db.session.get(Token, token_id)
+    values = {c: getattr(existing, c) for c in tokens._STORED_COLUMNS}
+    count = db.session.query(Token).count()
+    db.session.commit()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with dbapi.connection(db.engine) as conn:
+            tokens._CLAIM_AND_STORE.send(conn, {"old_id": token_id, "now": 5, **values}) \
+                .rowcount()
+    with dbapi.connection(db.engine) as again:
+        assert again is not conn
+    db.session.expire_all()
+    assert db.session.query(Token).count() == count
+    assert db.session.get(Token, token_id).rotated_at is None  # the claim went with it
+
+
+def test_send_refuses_a_value_it_would_not_write_faithfully(postgres, driver, rp):
+    token_id = _a_refresh_token_id(driver, rp)
+    claim = dbapi.Statement(lambda: tokens._rotation_statements()[0])
+    with dbapi.connection(db.engine) as conn:
+        with pytest.raises(TypeError):
+            claim.send(conn, {"old_id": token_id, "now": True})
+        assert conn.dbapi.execute("SELECT 1").fetchone() == (1,)  # nothing was sent
+    db.session.expire_all()
+    assert db.session.get(Token, token_id).rotated_at is None

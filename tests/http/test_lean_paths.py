@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 from idp.extensions import db
 from idp.models import Client
 from idp.models.oauth import digest
+from idp.oauth import lean as lean_module
 from idp.oauth import server as server_module
 from tests.http.helpers import decode, introspect
 from tests.support import basic_auth
@@ -755,3 +756,39 @@ def test_the_fast_refresh_keeps_org_name_in_the_asked_language(client, driver, f
     for answer in (ours, theirs):
         assert decode(client, answer.get_json()["access_token"]).claims["org_name"] == \
             "Acme Flotte"
+
+
+def test_on_postgresql_the_answer_is_made_while_the_rotation_commits(app, client, driver, rp,
+                                                                     lean, monkeypatch):
+    """The rotation is sent, the answer signed and rendered, and only then is the
+    database's answer read; the answer goes out only if the claim won."""
+    from idp.services import dbapi
+
+    if lean.engine().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (IDP_TEST_DATABASE_URL): SQLite commits first")
+    events = []
+    real_send, real_rowcount = dbapi.Statement.send, dbapi.Pending.rowcount
+    real_answer = lean_module.token_answer
+
+    def send(self, connection, params):
+        events.append("sent")
+        return real_send(self, connection, params)
+
+    def rowcount(self):
+        events.append("answer read")
+        return real_rowcount(self)
+
+    def answer(app_, body):
+        events.append("rendered")
+        return real_answer(app_, body)
+
+    monkeypatch.setattr(dbapi.Statement, "send", send)
+    monkeypatch.setattr(dbapi.Pending, "rowcount", rowcount)
+    monkeypatch.setattr(lean_module, "token_answer", answer)
+    first = driver.tokens(rp)
+    lean.passed.clear()
+    response = _refresh(client, rp, first["refresh_token"])
+    assert response.status_code == 200 and lean.passed == []
+    assert events == ["sent", "rendered", "answer read"]
+    second = _refresh(client, rp, response.get_json()["refresh_token"])
+    assert second.status_code == 200 and "refresh_token" in second.get_json()
