@@ -238,7 +238,8 @@ class LeanMachinePaths:
 
     def _refresh(self, environ: dict, form: dict[str, str]) -> Answer | None:
         """Rotation on this thread's DBAPI connection (idp.services.dbapi): one autocommit
-        SELECT (token, grant, user, membership), then the claim of the old token and the
+        SELECT (token, grant, user, membership; on PostgreSQL sent before the client is
+        authenticated, read after), then the claim of the old token and the
         INSERT of its successor, committed (one statement on PostgreSQL, one short
         transaction on SQLite). A replayed, revoked or expired token, a scope beyond the
         grant's, another client's token, a lost race, a database error: the view answers
@@ -248,14 +249,19 @@ class LeanMachinePaths:
         from idp.oauth.grants import RefreshTokenGrant, token_settings
         from idp.services import dbapi, tokens
 
-        client = authenticated_client(self.app.extensions["idp_oauth"], environ, form,
-                                      tuple(RefreshTokenGrant.TOKEN_ENDPOINT_AUTH_METHODS))
-        if client is None or not client.check_grant_type("refresh_token"):
-            return None
         engine = self.engine()
         try:
             with dbapi.connection(engine) as connection:
-                state = tokens.refresh_state(form["refresh_token"], connection)
+                # PostgreSQL reads the token while the client is authenticated
+                read = tokens.start_refresh_state(form["refresh_token"], connection)
+                try:
+                    client = authenticated_client(
+                        self.app.extensions["idp_oauth"], environ, form,
+                        tuple(RefreshTokenGrant.TOKEN_ENDPOINT_AUTH_METHODS))
+                finally:
+                    state = read()
+                if client is None or not client.check_grant_type("refresh_token"):
+                    return None
                 if state is None or state.client_id != client.client_id \
                         or not tokens.refresh_grant_valid(state):
                     return None

@@ -92,7 +92,10 @@ class Statement:
         """All rows, each value as SQLAlchemy would have returned it (read on the
         connection's own cursor: a cursor per statement costs psycopg a few us)."""
         fetched = self._run(connection.reader(), connection.dialect, params).fetchall()
-        processed = self._compiled[connection.dialect.name][3]
+        return self._processed(fetched, self._compiled[connection.dialect.name][3])
+
+    @staticmethod
+    def _processed(fetched: list, processed: tuple | None) -> list[tuple]:
         if processed is None:
             return [tuple(row) for row in fetched]
         rows = []
@@ -133,24 +136,39 @@ class Statement:
             _check(pgconn.prepare(self._name, sql), pq)
             connection.prepared.add(self._name)
         pgconn.send_query_prepared(self._name, text)
-        return Pending(pgconn)
+        return Pending(self, connection)
 
 
 class Pending:
     """A statement sent and not answered yet (``Statement.send``). Its answer must be read
-    (``rowcount``) before the connection runs anything else."""
+    (``rowcount`` or ``rows``) before the connection runs anything else."""
 
-    __slots__ = ("_pgconn",)
+    __slots__ = ("_statement", "_connection")
 
-    def __init__(self, pgconn: Any):
-        self._pgconn = pgconn
+    def __init__(self, statement: Statement, connection: Connection):
+        self._statement, self._connection = statement, connection
 
     def rowcount(self) -> int:
         """Wait for the answer: the rows the statement wrote. A database error is raised
         as psycopg raises it (the caller's ``connection`` block then drops the connection)."""
+        return self._answer().command_tuples or 0
+
+    def rows(self) -> list[tuple]:
+        """Wait for the answer: the rows read, each value as ``Statement.rows`` gives it
+        (psycopg's own loaders for the connection, then the columns' result processors)."""
+        from psycopg.adapt import Transformer
+
+        result = self._answer()
+        loader = Transformer(self._connection.dbapi)
+        loader.set_pgresult(result)
+        fetched = loader.load_rows(0, result.ntuples, tuple)
+        processed = self._statement._for(self._connection.dialect)[3]
+        return self._statement._processed(fetched, processed)
+
+    def _answer(self) -> Any:
         from psycopg import pq
 
-        pgconn = self._pgconn
+        pgconn = self._connection.dbapi.pgconn
         poller = None
         pgconn.consume_input()
         while pgconn.is_busy():
@@ -163,7 +181,7 @@ class Pending:
         while extra is not None:  # never for one statement; read to leave the connection idle
             extra = pgconn.get_result()
         _check(result, pq)
-        return result.command_tuples or 0
+        return result
 
 
 def _check(result: Any, pq) -> None:

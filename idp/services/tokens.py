@@ -318,14 +318,38 @@ def refresh_state(refresh_token: str,
                   connection: dbapi.Connection | None = None) -> RefreshState | None:
     """The refresh token with this value, by its hash (unique index), or None. Read in the
     session's transaction, or on ``connection`` (the machine path: one autocommit read)."""
-    if not isinstance(refresh_token, str) or len(refresh_token) > 256:
+    if not _plausible_refresh_token(refresh_token):
         return None
     params = {"refresh_hash": digest(refresh_token)}
     if connection is None:
-        row = db.session.connection().execute(_refresh_select(), params).first()
-    else:
-        found = _REFRESH.first(connection, params)
-        row = _refresh_row()(*found) if found is not None else None
+        return _refresh_state_of(db.session.connection().execute(_refresh_select(),
+                                                                 params).first())
+    found = _REFRESH.first(connection, params)
+    return _refresh_state_of(_refresh_row()(*found) if found is not None else None)
+
+
+def start_refresh_state(refresh_token: str,
+                        connection: dbapi.Connection) -> Callable[[], RefreshState | None]:
+    """``refresh_state`` on ``connection`` in two halves: on PostgreSQL the read is sent now
+    and the function returned waits for it, so the caller works (authenticates the client)
+    while the server reads. The function must be called, whatever happens meanwhile: the
+    connection runs nothing else until it is. SQLite: the whole read, when called."""
+    if connection.dialect.name != "postgresql" or not _plausible_refresh_token(refresh_token):
+        return lambda: refresh_state(refresh_token, connection)
+    sent = _REFRESH.send(connection, {"refresh_hash": digest(refresh_token)})
+
+    def finish() -> RefreshState | None:
+        found = sent.rows()
+        return _refresh_state_of(_refresh_row()(*found[0]) if found else None)
+
+    return finish
+
+
+def _plausible_refresh_token(refresh_token: str) -> bool:
+    return isinstance(refresh_token, str) and len(refresh_token) <= 256
+
+
+def _refresh_state_of(row) -> RefreshState | None:
     if row is None:
         return None
     grant = (GrantFacts(**{c: getattr(row, f"g_{c}") for c in _GRANT_COLUMNS})

@@ -324,23 +324,37 @@ def test_a_replayed_refresh_token_goes_to_the_view_and_kills_the_family(client, 
     assert _refresh(client, rp, second["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 
+def _after_the_lean_read(monkeypatch, lean, write):
+    """Once the lean path has read a refresh token's state (PostgreSQL: the sent read
+    answered), ``write(connection, state)`` on a connection of its own, committed: another
+    request's write between the read and the claim. Once only: the view reads afresh."""
+    from idp.services import tokens as service
+
+    real = service.start_refresh_state
+
+    def start(value, connection):
+        finish = real(value, connection)
+
+        def finished():
+            state = finish()
+            monkeypatch.setattr(service, "start_refresh_state", real)
+            with lean.engine().begin() as other:
+                write(other, state)
+            return state
+
+        return finished
+
+    monkeypatch.setattr(service, "start_refresh_state", start)
+
+
 def test_a_lost_race_is_the_views_replay(app, client, driver, rp, lean, monkeypatch):
     """Two uses of one token at once: the second's conditional UPDATE claims nothing; it
     writes nothing and the view answers it as a replay (the family dies)."""
     from idp.models import Token
-    from idp.services import tokens as service
 
     first = driver.tokens(rp)
-    real = service.refresh_state
-
-    def read_then_lose(value, *connection):
-        state = real(value, *connection)
-        with lean.engine().begin() as other:  # the concurrent request wins meanwhile
-            other.execute(db.update(Token).where(Token.id == state.id).values(rotated_at=1))
-        monkeypatch.setattr(service, "refresh_state", real)
-        return state
-
-    monkeypatch.setattr(service, "refresh_state", read_then_lose)
+    _after_the_lean_read(monkeypatch, lean, lambda other, state: other.execute(  # it wins
+        db.update(Token).where(Token.id == state.id).values(rotated_at=1)))
     count = db.session.query(Token).count()
     db.session.rollback()
     lean.passed.clear()
@@ -657,19 +671,10 @@ def test_a_token_revoked_between_the_read_and_the_claim_is_not_claimed(client, d
     """The read is outside the write; the claim refuses a token revoked meanwhile (a replay
     elsewhere killing the family, a logout): nothing written, the view says invalid_grant."""
     from idp.models import Token
-    from idp.services import tokens as service
 
     first = driver.tokens(rp)
-    real = service.refresh_state
-
-    def read_then_revoke(value, *connection):
-        state = real(value, *connection)
-        with lean.engine().begin() as other:
-            other.execute(db.update(Token).where(Token.id == state.id).values(revoked_at=1))
-        monkeypatch.setattr(service, "refresh_state", real)
-        return state
-
-    monkeypatch.setattr(service, "refresh_state", read_then_revoke)
+    _after_the_lean_read(monkeypatch, lean, lambda other, state: other.execute(
+        db.update(Token).where(Token.id == state.id).values(revoked_at=1)))
     db.session.rollback()
     count = db.session.query(Token).count()
     lean.passed.clear()
@@ -760,35 +765,34 @@ def test_the_fast_refresh_keeps_org_name_in_the_asked_language(client, driver, f
 
 def test_on_postgresql_the_answer_is_made_while_the_rotation_commits(app, client, driver, rp,
                                                                      lean, monkeypatch):
-    """The rotation is sent, the answer signed and rendered, and only then is the
-    database's answer read; the answer goes out only if the claim won."""
+    """The token's read is sent, the client authenticated, the read's answer taken; then
+    the rotation is sent, the answer signed and rendered, and only then is the database's
+    answer read; the answer goes out only if the claim won."""
     from idp.services import dbapi
 
     if lean.engine().dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only (IDP_TEST_DATABASE_URL): SQLite commits first")
+        pytest.skip("PostgreSQL only (IDP_TEST_DATABASE_URL): SQLite reads and commits first")
     events = []
-    real_send, real_rowcount = dbapi.Statement.send, dbapi.Pending.rowcount
-    real_answer = lean_module.token_answer
 
-    def send(self, connection, params):
-        events.append("sent")
-        return real_send(self, connection, params)
+    def recording(owner, name, event):
+        real = getattr(owner, name)
 
-    def rowcount(self):
-        events.append("answer read")
-        return real_rowcount(self)
+        def wrapper(*args, **kwargs):
+            events.append(event)
+            return real(*args, **kwargs)
 
-    def answer(app_, body):
-        events.append("rendered")
-        return real_answer(app_, body)
+        monkeypatch.setattr(owner, name, wrapper)
 
-    monkeypatch.setattr(dbapi.Statement, "send", send)
-    monkeypatch.setattr(dbapi.Pending, "rowcount", rowcount)
-    monkeypatch.setattr(lean_module, "token_answer", answer)
+    recording(dbapi.Statement, "send", "sent")
+    recording(dbapi.Pending, "rows", "token read")
+    recording(dbapi.Pending, "rowcount", "answer read")
+    recording(lean_module, "authenticated_client", "client authenticated")
+    recording(lean_module, "token_answer", "rendered")
     first = driver.tokens(rp)
     lean.passed.clear()
     response = _refresh(client, rp, first["refresh_token"])
     assert response.status_code == 200 and lean.passed == []
-    assert events == ["sent", "rendered", "answer read"]
+    assert events == ["sent", "client authenticated", "token read",
+                      "sent", "rendered", "answer read"]
     second = _refresh(client, rp, response.get_json()["refresh_token"])
     assert second.status_code == 200 and "refresh_token" in second.get_json()
