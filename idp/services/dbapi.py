@@ -13,9 +13,9 @@ caller falls back to the ordinary path. PostgreSQL connections are in autocommit
 read is one round trip; writes that need a transaction say so with ``transaction``.
 
 On PostgreSQL a statement can also be *sent* (``Statement.send``): prepared once per
-connection, sent, and its answer read later (``Pending.rowcount``), so that the worker
-computes while the server executes and commits (the refresh grant signs its answer
-meanwhile).
+connection, sent, and its answer read later (``Pending.rows`` or ``Pending.rowcount``),
+so that the worker computes while the server reads, executes and commits (the refresh
+grant authenticates the client during its read, and signs its answer during its write).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _local = threading.local()
 SHARED_POOLS = (StaticPool, SingletonThreadPool)
 _keep: set = set()
 _names = itertools.count(1)
-# The one kind of value ``send`` writes as text itself (what the statements sent carry).
+# The values ``send`` writes as text itself (all that the statements sent carry).
 _TEXT_TYPES = (str, int)
 
 
