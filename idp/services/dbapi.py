@@ -115,8 +115,6 @@ class Statement:
         server answers; ``Pending.rowcount`` reads the answer. Prepared on the connection
         the first time (``$n`` placeholders, each cast to its column's type by the
         compiler), its values sent as text: strings, integers and NULLs only."""
-        from psycopg import pq
-
         if self._numbered is None:
             from sqlalchemy.dialects.postgresql import psycopg as dialects
 
@@ -133,7 +131,7 @@ class Statement:
             text.append(None if value is None else str(value).encode())
         pgconn = connection.dbapi.pgconn
         if self._name not in connection.prepared:
-            _check(pgconn.prepare(self._name, sql), pq)
+            _check(pgconn.prepare(self._name, sql))
             connection.prepared.add(self._name)
         pgconn.send_query_prepared(self._name, text)
         return Pending(self, connection)
@@ -166,8 +164,6 @@ class Pending:
         return self._statement._processed(fetched, processed)
 
     def _answer(self) -> Any:
-        from psycopg import pq
-
         pgconn = self._connection.dbapi.pgconn
         poller = None
         pgconn.consume_input()
@@ -180,12 +176,14 @@ class Pending:
         result, extra = pgconn.get_result(), pgconn.get_result()
         while extra is not None:  # never for one statement; read to leave the connection idle
             extra = pgconn.get_result()
-        _check(result, pq)
+        _check(result)
         return result
 
 
-def _check(result: Any, pq) -> None:
+def _check(result: Any) -> None:
     """Raise the psycopg error of a failed result, by its SQLSTATE."""
+    from psycopg import pq
+
     if result is not None and result.status in (pq.ExecStatus.COMMAND_OK,
                                                 pq.ExecStatus.TUPLES_OK):
         return

@@ -407,13 +407,12 @@ def refresh_grant_valid(state: RefreshState) -> bool:
 
 def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState, client: Client,
                          scope: str, connection: dbapi.Connection,
-                         render: Callable[[dict], Any] | None = None) -> Any:
+                         render: Callable[[dict], Any]) -> Any:
     """The refresh grant's writes, for a token ``refresh_grant_valid`` accepted, on
     ``connection``: claim the old token (a conditional UPDATE: of two concurrent uses one
     wins, and a token revoked since it was read is not claimed) and store its successor,
-    committed. Returns the token response (passed through ``render`` when given), or None
-    when the claim took nothing (another request rotated or revoked it first): nothing was
-    written.
+    committed. Returns ``render`` of the token response, or None when the claim took
+    nothing (another request rotated or revoked it first): nothing was written.
 
     PostgreSQL: the claim and the INSERT are one statement in autocommit (a data-modifying
     CTE; its rowcount says whether the claim won), one round trip and one commit. It is
@@ -433,7 +432,7 @@ def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState,
         pending = _CLAIM_AND_STORE.send(connection, {**claim, **values})
         try:
             response = _signed(sign, claims, settings, scope, refresh_token)
-            answer = render(response) if render is not None else response
+            answer = render(response)
         finally:
             won = pending.rowcount() == 1  # read in any case: the connection is free again
         return answer if won else None
@@ -442,7 +441,7 @@ def rotate_refresh_token(keystore, settings: TokenSettings, state: RefreshState,
         if _rowcount(_CLAIM, connection, claim) != 1:
             return None  # nothing written: the COMMIT ends an empty transaction
         _rowcount(_STORE, connection, values)
-    return render(response) if render is not None else response
+    return render(response)
 
 
 def _rowcount(statement: dbapi.Statement, connection: dbapi.Connection, params: dict) -> int:

@@ -28,12 +28,12 @@ def test_active_access_token(app, client, driver, rp):
 def test_active_refresh_token(client, driver, rp, hint):
     tokens = driver.tokens(rp)
     body = introspect(client, rp, tokens["refresh_token"],
-                       **({"token_type_hint": hint} if hint else {})).get_json()
+                      **({"token_type_hint": hint} if hint else {})).get_json()
     assert body["active"] is True and body["client_id"] == rp.client_id
     assert "exp" in body
 
 
-def test_public_client_may_notintrospect(client, driver, native):
+def test_public_client_may_not_introspect(client, driver, native):
     tokens = driver.tokens(native, scope="openid")
     response = client.post("/oauth/introspect",
                            data={"token": tokens["access_token"], "client_id": native.client_id})
@@ -46,7 +46,7 @@ def test_no_client_authentication_is_401(client, driver, rp):
     response = client.post("/oauth/introspect", data={"token": tokens["access_token"]})
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
     wrong = introspect(client, type(rp)(rp.client_id, "wrong", rp.redirect_uri),
-                        tokens["access_token"])
+                       tokens["access_token"])
     assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"].startswith("Basic")
 
 
