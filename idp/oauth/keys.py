@@ -252,8 +252,8 @@ class KeyStore:
                 return None
             key = loaded.es256_public.get(header.get("kid"))
             raw = _unb64(signature)
-            if key is None or len(raw) != 64:
-                return None
+            if key is None or len(raw) != 64 or _b64(raw) != signature.encode("ascii"):
+                return None  # the last character's spare bits set: not the one encoding
             key.verify(encode_dss_signature(int.from_bytes(raw[:32], "big"),
                                             int.from_bytes(raw[32:], "big")),
                        f"{head}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))

@@ -212,6 +212,9 @@ def test_verify_es256_accepts_only_our_plain_valid_tokens(tmp_path):
         assert store.verify_es256(candidate) is None, candidate
 
 
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
 def test_verified_tokens_are_remembered_for_their_key_set_only(tmp_path):
     """A token's signature is checked once per key set; a reload checks it again, and a
     changed byte is never served from the memory."""
@@ -223,7 +226,10 @@ def test_verified_tokens_are_remembered_for_their_key_set_only(tmp_path):
     assert list(store._verified) == [token]
     assert store.verify_es256(token)[1] == {"sub": "a"}  # a copy, from the memory
     head, body, signature = token.split(".")
-    assert store.verify_es256(f"{head}.{body}.{signature[:-2]}AA") is None
+    middle = "B" if signature[40] == "A" else "A"  # a whole sextet: always other bytes
+    assert store.verify_es256(f"{head}.{body}.{signature[:40]}{middle}{signature[41:]}") is None
+    spare = ALPHABET[ALPHABET.index(signature[-1]) ^ 0b0001]  # the same bytes, spelled otherwise
+    assert store.verify_es256(f"{head}.{body}.{signature[:-1]}{spare}") is None
     assert list(store._verified) == [token]  # refusals are not remembered
     before = store._verified
     rotate_keys(tmp_path, retain_seconds=3600)
