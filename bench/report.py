@@ -86,7 +86,9 @@ def write_report(path: Path, record: dict, limits: Path | None = None) -> None:
     workers = record.get("workers", {})
     lines += ["## Memory after the run (RSS)", "",
               "Ours: granian's supervisor and its one worker process (the worker holds the app, "
-              "the parsed keys and the client cache); the peer: one node process.", ""]
+              "the parsed keys and the client cache), after the scenarios above; "
+              "`<database>-large`: the flat-cost pair's bulk-seeded instance, after its "
+              "windows; the peer: one node process.", ""]
     files = record.get("rss_file_mib", {})
 
     def mapped(who: str, pid) -> str:
@@ -128,14 +130,19 @@ def _flat_section(record: dict) -> list[str]:
         if not flat.get("rows"):
             continue
         if not lines:
+            order = ", ".join(flat.get("order") or ["small", "large"])
             lines += ["## Cost flat with size", "",
-                      f"The same scenarios on the instance above ({flat['small_users']:,} users), "
-                      f"then after bulk-seeding it to {flat['large_users']:,} users and "
-                      f"{flat['large_tokens']:,} stored refresh tokens (bench/seed_bulk.py: COPY "
-                      "on PostgreSQL, executemany on SQLite). Target: within "
-                      f"{tolerance:.0%} of each other. The comparison is per CPU-second of the "
-                      "server (requests / server CPU): on a shared machine the two windows "
-                      "rarely get the same share of a core.", ""]
+                      f"The same scenarios on the instance above ({flat['small_users']:,} users) "
+                      "and on a second one beside it, bulk-seeded to "
+                      f"{flat['large_users']:,} users and {flat['large_tokens']:,} stored "
+                      "refresh tokens (bench/seed_bulk.py: COPY on PostgreSQL, executemany on "
+                      "SQLite), each with its own `idp serve --workers 1`. Per scenario the "
+                      f"windows alternate {order} ({flat.get('window_s', 0):g} s each, after "
+                      "a warm-up): a change of the host's speed during the pair weighs on both "
+                      f"sizes alike. Target: within {tolerance:.0%} of each other. The "
+                      "comparison is per CPU-second of the server (requests / server CPU, "
+                      "summed over a size's windows): on a shared machine two windows rarely "
+                      "get the same share of a core.", ""]
         lines += [f"### {data['database']} (seeded in {flat['seed_s']:.0f} s)", "",
                   "| Scenario | small req/s | large req/s | small per CPU-s | large per CPU-s "
                   "| large / small | within? |", "|---|---:|---:|---:|---:|---:|---|"]

@@ -12,9 +12,15 @@ What it does, in order:
 3. for each scenario wrk -t1 -c8 (Lua scripts for the POSTs) against ours, then
    against the peer when it has the endpoint: a warm-up, then a measured window;
    server CPU and the CPU other processes took come from /proc;
-4. argon2id verifications per second on one core, in this process, in the same run
-   (the ceiling of the password POST); the RSS of the worker after the run;
-5. the figures in bench/results/ (JSON) and docs/performance.md.
+4. argon2id verifications per second on one core, in this process, just before and
+   just after the password POST's window (the ceiling of that POST); the RSS of the
+   worker after the run;
+5. the flat-cost pair: a second instance beside the first, bulk-seeded to
+   --scale-users users and --scale-tokens refresh tokens, its own server started; the
+   token endpoint and the password POST on both, in windows that alternate small,
+   large, large, small, so that a change of the host's speed during the pair weighs
+   on both sizes alike;
+6. the figures in bench/results/ (JSON) and docs/performance.md.
 
 Every request goes to 127.0.0.1; the servers are stopped at the end, even on error.
 """
@@ -69,12 +75,18 @@ TARGETS = {"discovery": ("discovery", 1.0), "jwks": ("jwks", 1.0),
            "introspection": ("introspection", 0.8), "userinfo": ("introspection", 0.8),
            "refresh": ("client_credentials", 0.3)}
 LOGIN_TARGET = 0.9
-# The flat-cost pair: these scenarios at SMALL_USERS users, then again at --scale-users
-# users and --scale-tokens stored refresh tokens; within FLAT_TOLERANCE of each other.
+# The flat-cost pair: these scenarios on the instance of SMALL_USERS users and on one of
+# --scale-users users and --scale-tokens stored refresh tokens; within FLAT_TOLERANCE of
+# each other. FLAT_ORDER: the windows' order (an ABBA order cancels a steady drift of the
+# host's speed); each window lasts half the main one, so each size gets one main window.
 FLAT_SCENARIOS = ("client_credentials", "refresh", "login")
+FLAT_ORDER = ("small", "large", "large", "small")
 SMALL_USERS = 1_000
+FLAT_CPUS = ({0}, {1})  # the pair's servers, and wrk
 FLAT_TOLERANCE = 0.10
-REFRESH_RATE_CAP = 8000  # refresh tokens minted per second of window
+# Refresh tokens minted per second of window: above the fastest refresh rate seen here
+# (3,700/s, SQLite, a fast host), since a window that runs out of tokens counts errors.
+REFRESH_RATE_CAP = 5000
 READY_TIMEOUT = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
@@ -172,6 +184,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _pinned(cpus: set[int] | None):
+    """A preexec_fn that keeps a child (and what it starts) on ``cpus``, or None."""
+    return None if not cpus else (lambda: os.sched_setaffinity(0, cpus))
+
+
 class Process:
     """A server we started, in its own process group, stopped by its id."""
 
@@ -181,11 +198,13 @@ class Process:
         self.logfile, self.port, self.ready_path = logfile, port, ready_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, cpus: set[int] | None = None) -> None:
+        """Start it and wait until it answers; ``cpus``: the cores it and its children
+        may run on (none: any)."""
         with open(self.logfile, "ab") as out:
             self.proc = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_pinned(cpus))
         deadline = time.monotonic() + READY_TIMEOUT
         last = "no answer"
         while time.monotonic() < deadline:
@@ -244,13 +263,14 @@ def _ms(text: str) -> float:
 
 
 def wrk(port: int, path: str, seconds: float, connections: int, script: str | None = None,
-        env: dict | None = None) -> dict:
+        env: dict | None = None, cpus: set[int] | None = None) -> dict:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     if script:
         command += ["-s", str(LUA / script)]
     command.append(f"http://127.0.0.1:{port}{path}")
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30,
-                          env={**os.environ, **(env or {})}, check=False)
+                          env={**os.environ, **(env or {})}, check=False,
+                          preexec_fn=_pinned(cpus))
     out = done.stdout
     if done.returncode != 0 or "Requests/sec" not in out:
         raise BenchError(f"wrk failed ({done.returncode}): {out}\n{done.stderr}")
@@ -266,17 +286,33 @@ def wrk(port: int, path: str, seconds: float, connections: int, script: str | No
 
 def measure(server: Process, path: str, args, script: str | None = None,
             env: dict | None = None, warm_env: dict | None = None) -> dict:
+    cpus = getattr(args, "wrk_cpus", None)
     if args.warmup > 0:
-        wrk(server.port, path, args.warmup, args.connections, script, warm_env or env)
+        wrk(server.port, path, args.warmup, args.connections, script, warm_env or env, cpus)
     cpu0, (busy0, total0), wall0 = server.cpu(), system_busy(), time.monotonic()
-    result = wrk(server.port, path, args.duration, args.connections, script, env)
+    result = wrk(server.port, path, args.duration, args.connections, script, env, cpus)
     wall = time.monotonic() - wall0
     busy1, total1 = system_busy()
-    server_cores = (server.cpu() - cpu0) / wall
+    cpu = server.cpu() - cpu0
     machine = (busy1 - busy0) / max(1, total1 - total0) * CORES
     # wrk's own CPU is part of "machine"; about as much as the server's at these rates.
-    result.update(server_cpu_cores=server_cores, machine_cores=machine)
+    result.update(server_cpu_cores=cpu / wall, machine_cores=machine, server_cpu_s=cpu,
+                  wall_s=wall)
     return result
+
+
+def combined(windows: list[dict]) -> dict:
+    """Several windows of one scenario as one: requests over their wall time and over the
+    server's CPU time, the worst p99, every error."""
+    wall = sum(w["wall_s"] for w in windows)
+    cpu = sum(w["server_cpu_s"] for w in windows)
+    requests = sum(w["requests"] for w in windows)
+    return {"requests": requests, "rps": requests / wall, "server_cpu_cores": cpu / wall,
+            "server_cpu_s": cpu, "wall_s": wall,
+            "errors": sum(w["errors"] for w in windows),
+            "p99_ms": max(w["p99_ms"] for w in windows),
+            "machine_cores": sum(w["machine_cores"] * w["wall_s"] for w in windows) / wall,
+            "windows": windows}
 
 
 # --- setup -----------------------------------------------------------------------------------
@@ -301,6 +337,47 @@ def reset_postgres(url: str) -> str:
     finally:
         engine.dispose()
     return f"PostgreSQL {version}"
+
+
+def instance_env(tmp: Path, name: str, url: str | None) -> dict:
+    """The environment of one throwaway instance: its directory, keys, port and database."""
+    instance = tmp / name
+    instance.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env.update({
+        "IDP_INSTANCE_DIR": str(instance), "IDP_KEYS_DIR": str(instance / "keys"),
+        "IDP_ISSUER": f"http://localhost:{port}", "IDP_HOST": "127.0.0.1",
+        "IDP_PORT": str(port), "PYTHONPATH": str(ROOT),
+        "IDP_DATABASE_URL": url or f"sqlite:///{instance / 'idp.sqlite3'}",
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
+        # All load comes from 127.0.0.1: lift the per-IP login limit (it still counts).
+        "IDP_LOGIN_IP_LIMIT": "1000000000",
+    })
+    return env
+
+
+def sibling_postgres(url: str, suffix: str, drop: bool = False) -> str:
+    """A database beside the bench's own (same server, its name + suffix), created empty;
+    with ``drop``, dropped instead. Its name contains "bench" as the bench's does."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = make_url(url)
+    name = f"{parsed.database}_{suffix}"
+    engine = create_engine(parsed, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if not drop:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except SQLAlchemyError as exc:
+        raise BenchError(f"cannot {'drop' if drop else 'create'} database {name!r} beside "
+                         f"{_redact(url)} for the flat-cost pair: {exc}") from exc
+    finally:
+        engine.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def run(env: dict, *args: str, timeout: float = 300) -> str:
@@ -339,7 +416,7 @@ def login_form(port: int) -> tuple[str, str]:
     return cookie, match.group(1)
 
 
-def argon2_rate(seconds: float = 2.0) -> float:
+def argon2_rate(seconds: float = 1.0) -> float:
     """argon2id verifications per second on one core, with the IdP's parameters."""
     from idp.factors.password_hash import HASHER as hasher
 
@@ -363,16 +440,24 @@ def token_post(port: int, path: str, creds: dict, body: dict) -> dict:
 # --- one backend -----------------------------------------------------------------------------
 
 
-def mint_refresh_tokens(env: dict, tmp: Path, refresh_token: str, args, tag: str) -> dict:
-    """Refresh tokens for the warm-up and the window, each used once; enough for the
-    window at up to REFRESH_RATE_CAP requests per second."""
-    tokens = {}
-    for phase, seconds in (("warm", args.warmup), ("run", args.duration)):
-        count = int(REFRESH_RATE_CAP * max(1.0, seconds)) + 200
-        path = tmp / f"refresh-{tag}-{phase}.txt"
-        run(env, "python", str(BENCH / "seed_refresh.py"), refresh_token, str(count), str(path))
-        tokens[phase] = str(path)
-    return tokens
+def mint_refresh_tokens(env: dict, tmp: Path, refresh_token: str, args, tag: str,
+                        windows: int = 1) -> list[dict]:
+    """Refresh tokens for each window's warm-up and measured part, each used once; enough
+    for them at up to REFRESH_RATE_CAP requests per second. One bench/seed_refresh.py run
+    mints them all; each part gets a file of its own (refresh.lua starts at its first line)."""
+    parts = [(f"{window}-{phase}", int(REFRESH_RATE_CAP * max(1.0, seconds)) + 200)
+             for window in range(windows)
+             for phase, seconds in (("warm", args.warmup), ("run", args.duration))]
+    minted = tmp / f"refresh-{tag}.txt"
+    run(env, "python", str(BENCH / "seed_refresh.py"), refresh_token,
+        str(sum(count for _, count in parts)), str(minted))
+    lines = minted.read_text().splitlines()
+    files, start = {}, 0
+    for name, count in parts:
+        path = tmp / f"refresh-{tag}-{name}.txt"
+        path.write_text("\n".join(lines[start:start + count]) + "\n")
+        files[name], start = str(path), start + count
+    return [{"warm": files[f"{w}-warm"], "run": files[f"{w}-run"]} for w in range(windows)]
 
 
 class OurScenarios:
@@ -381,10 +466,12 @@ class OurScenarios:
     def __init__(self, server: Process, args, creds: dict, flow: dict):
         self.server, self.args, self.creds, self.flow = server, args, creds, flow
         self.auth = basic_auth(creds["client_id"], creds["client_secret"])
-        self.tokens: dict = {}
+        self.tokens: list[dict] = []  # refresh tokens: a warm-up and a run file per window
         self.login: tuple[str, str] | None = None
 
-    def measure(self, name: str) -> dict:
+    def measure(self, name: str, ceiling: bool = True) -> dict:
+        """One window of a scenario; for the password POST, with ``ceiling``, argon2id's
+        rate measured just before and just after it (their mean)."""
         server, args, auth = self.server, self.args, self.auth
         if name in ("discovery", "jwks"):
             return measure(server, SCENARIOS[name][1].split()[1], args)
@@ -399,14 +486,15 @@ class OurScenarios:
             return measure(server, "/oauth/userinfo", args, "bearer.lua",
                            {"BENCH_AUTH": f"Bearer {self.flow['access_token']}"})
         if name == "refresh":
+            tokens = self.tokens.pop(0)
             return measure(server, "/oauth/token", args, "refresh.lua",
-                           {"BENCH_TOKENS": self.tokens["run"], "BENCH_AUTH": auth},
-                           {"BENCH_TOKENS": self.tokens["warm"], "BENCH_AUTH": auth})
+                           {"BENCH_TOKENS": tokens["run"], "BENCH_AUTH": auth},
+                           {"BENCH_TOKENS": tokens["warm"], "BENCH_AUTH": auth})
         if name == "login":
-            return self._login()
+            return self._login(ceiling)
         raise BenchError(f"unknown scenario {name}")
 
-    def _login(self) -> dict:
+    def _login(self, ceiling: bool) -> dict:
         port, creds = self.server.port, self.creds
         if self.login is None:
             self.login = login_form(port)
@@ -419,27 +507,50 @@ class OurScenarios:
                 body.encode())
             if answer.status != 303 or (answer.header("location") or "").startswith("/login"):
                 raise BenchError(f"login POST: {answer.describe()} {answer.header('location')!r}")
+        before = argon2_rate() if ceiling else None
         ours = measure(self.server, "/login", self.args, "post.lua",
                        {"BENCH_BODY": body, "BENCH_COOKIE": cookie})
-        ours["argon2_per_s"] = argon2_rate()
+        if ceiling:
+            ours["argon2_per_s"] = (before + argon2_rate()) / 2
         return ours
 
 
-def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
-             peer_creds: dict, results: dict) -> tuple[dict, dict]:
+def start_ours(name: str, env: dict, tmp: Path, cpus: set[int] | None = None) -> Process:
+    """``idp serve --workers 1`` on the instance of ``env``, ready."""
     port = int(env["IDP_PORT"])
+    server = Process("idp serve", [*IDP, "serve", "--workers", "1", "--host", "127.0.0.1",
+                                   "--port", str(port)], env, ROOT, tmp / f"idp-{name}.log",
+                     port, "/readyz")
+    log(f"{name}: starting `idp serve --workers 1` on 127.0.0.1:{port}"
+        + (f" (cores {sorted(cpus)})" if cpus else ""))
+    server.start(cpus)
+    return server
+
+
+def record_memory(results: dict, name: str, server: Process) -> None:
+    """The RSS of a server's processes now (and which of them are its workers)."""
+    results["rss_mib"][name] = server.rss()
+    results.setdefault("rss_file_mib", {})[name] = server.rss_file()
+    results.setdefault("workers", {})[name] = descendants(server.proc.pid)
+
+
+def log_errors(name: str, server: Process) -> None:
+    errors = [line for line in server.log_tail(400).splitlines()
+              if "Traceback" in line or " 500 " in line]
+    if errors:
+        log(f"{name}: the server log has {len(errors)} error line(s):\n{server.log_tail(40)}")
+
+
+def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
+             peer_creds: dict, results: dict, large_url: str | None) -> tuple[dict, dict]:
     creds = prepare_instance(env)
     if args.scale_tokens:  # the small size of the flat-cost pair: 1k users
         run(env, "python", str(BENCH / "seed_bulk.py"), creds["client_id"],
             str(SMALL_USERS), "0")
-    server = Process("idp serve", [*IDP, "serve", "--workers", "1", "--host", "127.0.0.1",
-                                   "--port", str(port)], env, ROOT, tmp / f"idp-{backend}.log",
-                     port, "/readyz")
-    log(f"{backend}: starting `idp serve --workers 1` on 127.0.0.1:{port}")
-    server.start()
+    server = start_ours(backend, env, tmp)
     rows, flat = {}, {}
     try:
-        flow = code_flow(port, creds)
+        flow = code_flow(server.port, creds)
         ours_of = OurScenarios(server, args, creds, flow)
         if "refresh" in args.scenarios:
             ours_of.tokens = mint_refresh_tokens(env, tmp, flow["refresh_token"], args, backend)
@@ -450,11 +561,9 @@ def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
                 results.setdefault("peer", {})[name] = row["peer"]
             rows[name] = row
             log(describe(backend, row))
+        record_memory(results, backend, server)
         if args.scale_tokens:
-            flat = measure_flat(backend, env, tmp, args, creds, flow, ours_of, rows)
-        results["rss_mib"][backend] = server.rss()
-        results.setdefault("rss_file_mib", {})[backend] = server.rss_file()
-        results.setdefault("workers", {})[backend] = descendants(server.proc.pid)
+            flat = measure_flat(backend, env, tmp, args, ours_of, large_url, results)
         if args.profile:
             creds_file = tmp / f"creds-{backend}.json"
             creds_file.write_text(json.dumps(creds))
@@ -463,39 +572,61 @@ def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
             run(env, "python", str(BENCH / "profile_token.py"), "--creds", str(creds_file),
                 "--seconds", "2", "--requests", "400", "--json", str(out))
             results.setdefault("profile", {})[backend] = json.loads(out.read_text())
-        errors = [line for line in server.log_tail(400).splitlines()
-                  if "Traceback" in line or " 500 " in line]
-        if errors:
-            log(f"{backend}: the server log has {len(errors)} error line(s):\n"
-                f"{server.log_tail(40)}")
+        log_errors(backend, server)
     finally:
         server.stop()
     return rows, flat
 
 
-def measure_flat(backend: str, env: dict, tmp: Path, args, creds: dict, flow: dict,
-                 ours_of: OurScenarios, rows: dict) -> dict:
-    """The same scenarios again once the instance holds many users and refresh tokens."""
-    log(f"{backend}: seeding {args.scale_users:,} users and {args.scale_tokens:,} refresh "
+def measure_flat(backend: str, env: dict, tmp: Path, args, small: OurScenarios,
+                 large_url: str | None, results: dict) -> dict:
+    """The flat-cost pair: the small instance (``small``, still serving) beside a second
+    one, bulk-seeded, with its own server; FLAT_ORDER's windows on each, per scenario."""
+    name = f"{backend}-large"
+    large_env = instance_env(tmp, name, large_url)
+    large_creds = prepare_instance(large_env)
+    log(f"{name}: seeding {args.scale_users:,} users and {args.scale_tokens:,} refresh "
         "tokens (bulk)")
     started = time.monotonic()
-    out = run(env, "python", str(BENCH / "seed_bulk.py"), creds["client_id"],
+    out = run(large_env, "python", str(BENCH / "seed_bulk.py"), large_creds["client_id"],
               str(args.scale_users), str(args.scale_tokens), timeout=600)
     seeded = time.monotonic() - started
-    log(f"{backend}: {out.strip()}")
+    log(f"{name}: {out.strip()}")
+    # Both servers on one core and wrk on the other: two processes otherwise land on the
+    # cores differently, which moved one's CPU per request by up to 15% against the other's.
+    server_cpus, wrk_cpus = FLAT_CPUS if CORES >= 2 else (None, None)
+    half = argparse.Namespace(**{**vars(args), "duration": max(1.0, args.duration / 2),
+                                 "wrk_cpus": wrk_cpus})
     flat = {"seed_s": seeded, "small_users": SMALL_USERS, "large_users": args.scale_users,
-            "large_tokens": args.scale_tokens, "rows": {}}
-    for name in FLAT_SCENARIOS:
-        if name not in rows:
-            continue
-        if name == "refresh":
-            ours_of.tokens = mint_refresh_tokens(env, tmp, flow["refresh_token"], args,
-                                                 f"{backend}-large")
-        large = ours_of.measure(name)
-        flat["rows"][name] = {"small": rows[name]["ours"], "large": large}
-        small = rows[name]["ours"]
-        log(f"{backend:10} {name:18} small {small['rps']:8.0f}/s large {large['rps']:8.0f}/s "
-            f"cpu {large['server_cpu_cores']:.2f} errors {large['errors']}")
+            "large_tokens": args.scale_tokens, "order": list(FLAT_ORDER),
+            "window_s": half.duration, "rows": {}}
+    server = start_ours(name, large_env, tmp, server_cpus)
+    small.server.stop()  # both servers fresh: the pair compares sizes, not two histories
+    small.server.start(server_cpus)
+    try:
+        large = OurScenarios(server, half, large_creds, code_flow(server.port, large_creds))
+        sizes = {"small": OurScenarios(small.server, half, small.creds, small.flow),
+                 "large": large}
+        for scenario in FLAT_SCENARIOS:
+            if scenario not in args.scenarios:
+                continue
+            if scenario == "refresh":
+                for size, ours in sizes.items():
+                    ours.tokens = mint_refresh_tokens(
+                        large_env if size == "large" else env, tmp, ours.flow["refresh_token"],
+                        half, f"{backend}-flat-{size}", FLAT_ORDER.count(size))
+            windows: dict[str, list[dict]] = {"small": [], "large": []}
+            for size in FLAT_ORDER:
+                windows[size].append(sizes[size].measure(scenario, ceiling=False))
+            pair = {size: combined(found) for size, found in windows.items()}
+            flat["rows"][scenario] = pair
+            log(f"{backend:10} {scenario:18} small {pair['small']['rps']:8.0f}/s large "
+                f"{pair['large']['rps']:8.0f}/s cpu {pair['large']['server_cpu_cores']:.2f} "
+                f"errors {pair['small']['errors'] + pair['large']['errors']}")
+        record_memory(results, name, server)
+        log_errors(name, server)
+    finally:
+        server.stop()
     return flat
 
 
@@ -581,21 +712,15 @@ def main() -> int:
             log(f"peer node oidc-provider on 127.0.0.1:{port}")
         backends = [("sqlite", None)] + ([("postgresql", pg_url)] if pg_url else [])
         for backend, url in backends:
-            instance = tmp / backend
-            instance.mkdir()
-            port = free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-            env.update({
-                "IDP_INSTANCE_DIR": str(instance), "IDP_KEYS_DIR": str(instance / "keys"),
-                "IDP_ISSUER": f"http://localhost:{port}", "IDP_HOST": "127.0.0.1",
-                "IDP_PORT": str(port), "PYTHONPATH": str(ROOT),
-                "IDP_DATABASE_URL": url or f"sqlite:///{instance / 'idp.sqlite3'}",
-                "PYTHONWARNINGS": "ignore::DeprecationWarning",
-                # All load comes from 127.0.0.1: lift the per-IP login limit (it still counts).
-                "IDP_LOGIN_IP_LIMIT": "1000000000",
-            })
+            env = instance_env(tmp, backend, url)
             database = reset_postgres(url) if url else f"SQLite {sqlite3.sqlite_version} (WAL)"
-            rows, flat = run_ours(backend, env, args, tmp, peer, peer_creds, results)
+            large_url = sibling_postgres(url, "large") if url and args.scale_tokens else None
+            try:
+                rows, flat = run_ours(backend, env, args, tmp, peer, peer_creds, results,
+                                      large_url)
+            finally:
+                if large_url:
+                    sibling_postgres(url, "large", drop=True)
             results["backends"][backend] = {"database": database, "rows": rows, "flat": flat}
         if peer is not None:
             results["rss_mib"]["peer"] = peer.rss()
@@ -626,6 +751,9 @@ def main() -> int:
     failed = [(b, r["scenario"]) for b, data in results["backends"].items()
               for r in data["rows"].values() if r["ours"]["errors"]
               or (r.get("peer") or {}).get("errors")]
+    failed += [(b, f"{name} (flat-cost pair)") for b, data in results["backends"].items()
+               for name, pair in ((data.get("flat") or {}).get("rows") or {}).items()
+               if pair["small"]["errors"] or pair["large"]["errors"]]
     for backend, name in failed:
         log(f"ERRORS in {backend} {name}")
     return 1 if failed else 0
