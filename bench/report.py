@@ -22,7 +22,8 @@ limits it" section comes from `bench/limits.md`.
   from one real authorization code flow, and uses each once (rotation and reuse detection
   run as in production). The password POST repeats one form (session cookie and CSRF token
   from GET /login) with the right password; its ceiling is the argon2id verifications per
-  second measured on one core in the same run.
+  second on one core, measured by the bench with the server's own hasher for a second
+  just before and a second just after the POST's window (their mean).
 - Errors are non-2xx/3xx answers and socket errors. "Server CPU" is the CPU the server's
   processes used during the window (from /proc); wrk itself takes most of the other core.
 """
