@@ -448,9 +448,10 @@ def mint_refresh_tokens(env: dict, tmp: Path, refresh_token: str, args, tag: str
     parts = [(f"{window}-{phase}", int(REFRESH_RATE_CAP * max(1.0, seconds)) + 200)
              for window in range(windows)
              for phase, seconds in (("warm", args.warmup), ("run", args.duration))]
-    minted = tmp / f"refresh-{tag}.txt"
-    run(env, "python", str(BENCH / "seed_refresh.py"), refresh_token,
-        str(sum(count for _, count in parts)), str(minted))
+    minted, started = tmp / f"refresh-{tag}.txt", time.monotonic()
+    total = sum(count for _, count in parts)
+    run(env, "python", str(BENCH / "seed_refresh.py"), refresh_token, str(total), str(minted))
+    log(f"{tag}: minted {total:,} refresh tokens in {time.monotonic() - started:.1f} s")
     lines = minted.read_text().splitlines()
     files, start = {}, 0
     for name, count in parts:

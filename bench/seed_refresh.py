@@ -12,6 +12,8 @@ import secrets
 import sys
 import time
 
+from sqlalchemy import insert
+
 from idp import create_app
 from idp.extensions import db
 from idp.models import Grant, Token
@@ -29,16 +31,19 @@ def main() -> None:
         grant = row.grant
         columns = [c.key for c in Grant.__table__.columns if c.key not in ("id", "code_hash")]
         now = int(time.time())
-        clones = [Grant(**{c: getattr(grant, c) for c in columns}) for _ in range(count)]
-        db.session.add_all(clones)
-        db.session.flush()  # one batched INSERT ... RETURNING for the ids
+        # ORM bulk INSERTs (a list of dicts, not objects): batched statements, no unit of
+        # work; the grants' ids come back in the order of their rows.
+        values = {c: getattr(grant, c) for c in columns}
+        ids = db.session.scalars(
+            insert(Grant).returning(Grant.id, sort_by_parameter_order=True),
+            [values] * count).all()
         tokens = [secrets.token_urlsafe(32) for _ in range(count)]
-        db.session.add_all([
-            Token(jti=secrets.token_urlsafe(16), client_id=row.client_id, user_id=row.user_id,
-                  tenant_id=row.tenant_id, grant_id=clone.id, scope=row.scope, issued_at=now,
-                  access_expires_at=row.access_expires_at, refresh_hash=digest(value),
-                  refresh_expires_at=row.refresh_expires_at)
-            for clone, value in zip(clones, tokens, strict=True)])
+        db.session.execute(insert(Token), [
+            {"jti": secrets.token_urlsafe(16), "client_id": row.client_id,
+             "user_id": row.user_id, "tenant_id": row.tenant_id, "grant_id": grant_id,
+             "scope": row.scope, "issued_at": now, "access_expires_at": row.access_expires_at,
+             "refresh_hash": digest(value), "refresh_expires_at": row.refresh_expires_at}
+            for grant_id, value in zip(ids, tokens, strict=True)])
         db.session.commit()
     with open(outfile, "w") as out:
         out.write("\n".join(tokens) + "\n")
