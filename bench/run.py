@@ -82,7 +82,6 @@ LOGIN_TARGET = 0.9
 FLAT_SCENARIOS = ("client_credentials", "refresh", "login")
 FLAT_ORDER = ("small", "large", "large", "small")
 SMALL_USERS = 1_000
-FLAT_CPUS = ({0}, {1})  # the pair's servers, and wrk
 FLAT_TOLERANCE = 0.10
 # Refresh tokens minted per second of window: above the fastest refresh rate seen here
 # (3,700/s, SQLite, a fast host), since a window that runs out of tokens counts errors.
@@ -90,6 +89,13 @@ REFRESH_RATE_CAP = 5000
 READY_TIMEOUT = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
+
+
+def _flat_cpus() -> tuple[set[int] | None, set[int] | None]:
+    """The flat-cost pair's cores: one for both servers, one for wrk (of those this
+    process may use); none when it has fewer than two."""
+    usable = sorted(os.sched_getaffinity(0))
+    return ({usable[0]}, {usable[1]}) if len(usable) >= 2 else (None, None)
 
 
 def log(message: str) -> None:
@@ -595,7 +601,7 @@ def measure_flat(backend: str, env: dict, tmp: Path, args, small: OurScenarios,
     log(f"{name}: {out.strip()}")
     # Both servers on one core and wrk on the other: two processes otherwise land on the
     # cores differently, which moved one's CPU per request by up to 15% against the other's.
-    server_cpus, wrk_cpus = FLAT_CPUS if CORES >= 2 else (None, None)
+    server_cpus, wrk_cpus = _flat_cpus()
     half = argparse.Namespace(**{**vars(args), "duration": max(1.0, args.duration / 2),
                                  "wrk_cpus": wrk_cpus})
     flat = {"seed_s": seeded, "small_users": SMALL_USERS, "large_users": args.scale_users,
