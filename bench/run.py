@@ -587,8 +587,9 @@ def run_ours(backend: str, env: dict, args, tmp: Path, peer: Process | None,
 
 def measure_flat(backend: str, env: dict, tmp: Path, args, small: OurScenarios,
                  large_url: str | None, results: dict) -> dict:
-    """The flat-cost pair: the small instance (``small``, still serving) beside a second
-    one, bulk-seeded, with its own server; FLAT_ORDER's windows on each, per scenario."""
+    """The flat-cost pair: the small instance (``small``'s, its server restarted) beside a
+    second one, bulk-seeded, with its own server; FLAT_ORDER's windows on each, per
+    scenario."""
     name = f"{backend}-large"
     large_env = instance_env(tmp, name, large_url)
     large_creds = prepare_instance(large_env)
@@ -608,9 +609,9 @@ def measure_flat(backend: str, env: dict, tmp: Path, args, small: OurScenarios,
             "large_tokens": args.scale_tokens, "order": list(FLAT_ORDER),
             "window_s": half.duration, "rows": {}}
     server = start_ours(name, large_env, tmp, server_cpus)
-    small.server.stop()  # both servers fresh: the pair compares sizes, not two histories
-    small.server.start(server_cpus)
     try:
+        small.server.stop()  # both servers fresh: the pair compares sizes, not two histories
+        small.server.start(server_cpus)
         large = OurScenarios(server, half, large_creds, code_flow(server.port, large_creds))
         sizes = {"small": OurScenarios(small.server, half, small.creds, small.flow),
                  "large": large}
