@@ -607,7 +607,7 @@ def measure_flat(backend: str, env: dict, tmp: Path, args, small: OurScenarios,
                                  "wrk_cpus": wrk_cpus})
     flat = {"seed_s": seeded, "small_users": SMALL_USERS, "large_users": args.scale_users,
             "large_tokens": args.scale_tokens, "order": list(FLAT_ORDER),
-            "window_s": half.duration, "rows": {}}
+            "window_s": half.duration, "pinned": server_cpus is not None, "rows": {}}
     server = start_ours(name, large_env, tmp, server_cpus)
     try:
         small.server.stop()  # both servers fresh: the pair compares sizes, not two histories
