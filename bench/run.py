@@ -129,6 +129,7 @@ def parse_args() -> argparse.Namespace:
                              "complete run: every scenario, with the peer)")
     args = parser.parse_args()
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    args.wrk_cpus = None  # the cores wrk may run on (the flat-cost pair pins it)
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
@@ -292,7 +293,7 @@ def wrk(port: int, path: str, seconds: float, connections: int, script: str | No
 
 def measure(server: Process, path: str, args, script: str | None = None,
             env: dict | None = None, warm_env: dict | None = None) -> dict:
-    cpus = getattr(args, "wrk_cpus", None)
+    cpus = args.wrk_cpus
     if args.warmup > 0:
         wrk(server.port, path, args.warmup, args.connections, script, warm_env or env, cpus)
     cpu0, (busy0, total0), wall0 = server.cpu(), system_busy(), time.monotonic()
